@@ -1,0 +1,657 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <rte_cycles.h>
+#include <rte_version.h>
+
+#include "config.h"
+#include "ctl_methods.h"
+#include "ctl_server.h"
+#include "datapath.h"
+#include "jsonrpc.h"
+#include "mac_table.h"
+#include "pmd.h"
+#include "vhostd_version.h"
+
+static struct daemon_conf *g_daemon;
+
+static int
+need_object(json_t *params, struct ctl_error *err)
+{
+	if (!json_is_object(params)) {
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "params must be an object");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The "name" member of @params, validated. */
+static const char *
+need_name(json_t *params, const char *kind, struct ctl_error *err)
+{
+	json_t *n;
+
+	if (need_object(params, err) < 0)
+		return NULL;
+	n = json_object_get(params, "name");
+	if (!json_is_string(n) || json_string_length(n) == 0 ||
+		json_string_length(n) >= DP_NAME_MAX) {
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL,
+			"%s: \"name\" is required and must be a string of 1-%d characters", kind,
+			DP_NAME_MAX - 1);
+		return NULL;
+	}
+	return json_string_value(n);
+}
+
+/* Accept only the listed members besides "name". */
+static int
+only_members(json_t *params, const char *kind, const char *const *allowed, struct ctl_error *err)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(params, key, v) {
+		bool ok = false;
+
+		for (int i = 0; allowed[i] != NULL; i++)
+			if (strcmp(allowed[i], key) == 0)
+				ok = true;
+		if (!ok) {
+			ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL,
+				"%s: \"%s\" is not a known member", kind, key);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static json_t *
+m_version(json_t *params, void *arg, struct ctl_error *err)
+{
+	return json_pack("{s:s, s:s}", "version", VHOSTD_VERSION, "dpdk", rte_version());
+}
+
+/* ---- counters ----------------------------------------------------------- */
+
+static json_t *
+counters_json(const struct dp_counters *c)
+{
+	json_t *d = json_object();
+
+	for (int i = 0; i < DROP_MAX; i++)
+		json_object_set_new(d, dp_drop_names[i], json_integer((json_int_t)c->drops[i]));
+	return json_pack("{s:I, s:I, s:o, s:I}", "packets", (json_int_t)c->packets, "bytes",
+		(json_int_t)c->bytes, "drops", d, "errors", (json_int_t)c->errors);
+}
+
+static uint16_t
+port_nq(const struct port *p)
+{
+	uint16_t nq = p->vid >= 0 ? p->nr_vring / 2 : p->conf.queues;
+
+	if (p->conf.type != PORT_VHOST_USER)
+		nq = 1;
+	return nq > DP_MAX_QUEUES ? DP_MAX_QUEUES : nq;
+}
+
+/* Caller holds dp_lock. */
+static json_t *
+port_stats_json(const struct port *p)
+{
+	struct dp_counters rx, tx;
+	json_t *qs = json_array();
+
+	for (uint16_t q = 0; q < port_nq(p); q++) {
+		uint64_t drops = 0;
+
+		dp_port_counters(p, q, &rx, &tx);
+		for (int d = 0; d < DROP_MAX; d++)
+			drops += tx.drops[d];
+		json_array_append_new(qs,
+			json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:b, s:b}", "queue", q,
+				"rx-packets", (json_int_t)rx.packets, "rx-bytes",
+				(json_int_t)rx.bytes, "tx-packets", (json_int_t)tx.packets,
+				"tx-bytes", (json_int_t)tx.bytes, "tx-drops", (json_int_t)drops,
+				"rx-enabled", (p->vring_enabled >> (2 * q + 1)) & 1, "tx-enabled",
+				(p->vring_enabled >> (2 * q)) & 1));
+	}
+	dp_port_counters(p, -1, &rx, &tx);
+	return json_pack("{s:s, s:o, s:o, s:o}", "name", p->conf.name, "rx", counters_json(&rx),
+		"tx", counters_json(&tx), "queues", qs);
+}
+
+static const char *
+port_state(const struct port *p)
+{
+	if (!p->conf.admin_up)
+		return "admin-down";
+	if (p->conf.type != PORT_VHOST_USER)
+		return "up";
+	return p->vid >= 0 ? "up" : (p->conf.client ? "connecting" : "waiting");
+}
+
+/* ---- ports -------------------------------------------------------------- */
+
+static json_t *
+m_port_add(json_t *params, void *arg, struct ctl_error *err)
+{
+	struct port_conf c;
+
+	if (need_object(params, err) < 0 ||
+		config_parse_port(params, NULL, g_daemon->run_dir, &c, err) < 0 ||
+		dp_port_add(&c, err) < 0)
+		return NULL;
+	return config_dump_port(&c);
+}
+
+static json_t *
+m_port_set(json_t *params, void *arg, struct ctl_error *err)
+{
+	const char *name = need_name(params, "port", err);
+	struct port_conf base, c;
+	struct port *p;
+
+	if (name == NULL)
+		return NULL;
+	dp_lock();
+	p = dp_port_find(name);
+	if (p != NULL)
+		base = p->conf;
+	dp_unlock();
+	if (p == NULL) {
+		ctl_error_set(err, 0, ENOENT, "port %s: no such port", name);
+		return NULL;
+	}
+	if (config_parse_port(params, &base, g_daemon->run_dir, &c, err) < 0 ||
+		dp_port_update(name, &c, err) < 0)
+		return NULL;
+	return config_dump_port(&c);
+}
+
+static json_t *
+m_port_del(json_t *params, void *arg, struct ctl_error *err)
+{
+	static const char *const keys[] = {"name", NULL};
+	const char *name = need_name(params, "port", err);
+
+	if (name == NULL || only_members(params, "port.del", keys, err) < 0 ||
+		dp_port_del(name, err) < 0)
+		return NULL;
+	return json_object();
+}
+
+static json_t *
+m_port_list(json_t *params, void *arg, struct ctl_error *err)
+{
+	json_t *a = json_array();
+
+	dp_lock();
+	for (int i = 0; i < DP_MAX_PORTS; i++) {
+		struct port *p = dp.ports[i];
+		struct xconnect *x;
+		json_t *o;
+
+		if (p == NULL || p->deleting)
+			continue;
+		x = dp_port_xconnect(p);
+		o = config_dump_port(&p->conf);
+		json_object_set_new(o, "state", json_string(port_state(p)));
+		json_object_set_new(o, "xconnect", x ? json_string(x->conf.name) : json_null());
+		if (p->conf.bridge[0] == '\0')
+			json_object_set_new(o, "bridge", json_null());
+		json_array_append_new(a, o);
+	}
+	dp_unlock();
+	return a;
+}
+
+static json_t *
+m_port_show(json_t *params, void *arg, struct ctl_error *err)
+{
+	static const char *const keys[] = {"name", NULL};
+	const char *name = need_name(params, "port", err);
+	struct xconnect *x;
+	struct port *p;
+	json_t *o, *st;
+	char feat[24];
+
+	if (name == NULL || only_members(params, "port.show", keys, err) < 0)
+		return NULL;
+	dp_lock();
+	p = dp_port_find(name);
+	if (p == NULL) {
+		dp_unlock();
+		ctl_error_set(err, 0, ENOENT, "port %s: no such port", name);
+		return NULL;
+	}
+	x = dp_port_xconnect(p);
+	o = config_dump_port(&p->conf);
+	snprintf(feat, sizeof(feat), "0x%" PRIx64, p->features);
+	st = json_pack("{s:s, s:b, s:i, s:i, s:s, s:I, s:I, s:o}", "state", port_state(p),
+		"connected", p->vid >= 0, "vid", p->vid, "queue-pairs", p->nr_vring / 2, "features",
+		feat, "connects", (json_int_t)p->connects, "disconnects",
+		(json_int_t)p->disconnects, "xconnect",
+		x ? json_string(x->conf.name) : json_null());
+	json_object_set_new(o, "status", st);
+	json_object_set_new(o, "stats", port_stats_json(p));
+	dp_unlock();
+	return o;
+}
+
+/* ---- bridges ------------------------------------------------------------ */
+
+static json_t *
+bridge_ports(const struct bridge *br)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < DP_MAX_PORTS; i++)
+		if (dp.ports[i] != NULL && !dp.ports[i]->deleting &&
+			strcmp(dp.ports[i]->conf.bridge, br->conf.name) == 0)
+			json_array_append_new(a, json_string(dp.ports[i]->conf.name));
+	return a;
+}
+
+static void
+count_row(const struct mac_table_row *row, void *arg)
+{
+	(void)row;
+	(*(unsigned int *)arg)++;
+}
+
+static void
+mac_row_json(const struct mac_table_row *row, void *arg)
+{
+	json_t *a = arg;
+	char mac[18];
+	const char *pname = row->port < DP_MAX_PORTS && dp.ports[row->port] ?
+		dp.ports[row->port]->conf.name :
+		"?";
+
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", row->mac[0], row->mac[1],
+		row->mac[2], row->mac[3], row->mac[4], row->mac[5]);
+	json_array_append_new(a, json_pack("{s:s, s:i, s:s, s:I, s:b}", "mac", mac, "vlan",
+		row->vlan, "port", pname, "age-s", (json_int_t)row->age_s, "static",
+		row->is_static));
+}
+
+static json_t *
+m_bridge_add(json_t *params, void *arg, struct ctl_error *err)
+{
+	struct bridge_conf c;
+
+	if (need_object(params, err) < 0 || config_parse_bridge(params, NULL, &c, err) < 0 ||
+		dp_bridge_add(&c, err) < 0)
+		return NULL;
+	return config_dump_bridge(&c);
+}
+
+static json_t *
+m_bridge_set(json_t *params, void *arg, struct ctl_error *err)
+{
+	const char *name = need_name(params, "bridge", err);
+	struct bridge_conf base, c;
+	struct bridge *br;
+
+	if (name == NULL)
+		return NULL;
+	dp_lock();
+	br = dp_bridge_find(name);
+	if (br != NULL)
+		base = br->conf;
+	dp_unlock();
+	if (br == NULL) {
+		ctl_error_set(err, 0, ENOENT, "bridge %s: no such bridge", name);
+		return NULL;
+	}
+	if (config_parse_bridge(params, &base, &c, err) < 0 || dp_bridge_update(name, &c, err) < 0)
+		return NULL;
+	return config_dump_bridge(&c);
+}
+
+static json_t *
+m_bridge_del(json_t *params, void *arg, struct ctl_error *err)
+{
+	static const char *const keys[] = {"name", NULL};
+	const char *name = need_name(params, "bridge", err);
+
+	if (name == NULL || only_members(params, "bridge.del", keys, err) < 0 ||
+		dp_bridge_del(name, err) < 0)
+		return NULL;
+	return json_object();
+}
+
+static json_t *
+m_bridge_list(json_t *params, void *arg, struct ctl_error *err)
+{
+	json_t *a = json_array();
+
+	dp_lock();
+	for (int i = 0; i < DP_MAX_BRIDGES; i++) {
+		struct bridge *br = dp.bridges[i];
+		unsigned int n = 0;
+		json_t *o;
+
+		if (br == NULL)
+			continue;
+		mac_table_walk(br->macs, count_row, &n);
+		o = config_dump_bridge(&br->conf);
+		json_object_set_new(o, "ports", bridge_ports(br));
+		json_object_set_new(o, "mac-count", json_integer(n));
+		json_array_append_new(a, o);
+	}
+	dp_unlock();
+	return a;
+}
+
+static struct bridge *
+find_bridge_locked(json_t *params, struct ctl_error *err)
+{
+	static const char *const keys[] = {"name", NULL};
+	const char *name = need_name(params, "bridge", err);
+	struct bridge *br;
+
+	if (name == NULL || only_members(params, "bridge", keys, err) < 0)
+		return NULL;
+	br = dp_bridge_find(name);
+	if (br == NULL)
+		ctl_error_set(err, 0, ENOENT, "bridge %s: no such bridge", name);
+	return br;
+}
+
+static json_t *
+m_bridge_show(json_t *params, void *arg, struct ctl_error *err)
+{
+	struct bridge *br;
+	json_t *o, *macs;
+
+	dp_lock();
+	br = find_bridge_locked(params, err);
+	if (br == NULL) {
+		dp_unlock();
+		return NULL;
+	}
+	o = config_dump_bridge(&br->conf);
+	macs = json_array();
+	mac_table_walk(br->macs, mac_row_json, macs);
+	json_object_set_new(o, "ports", bridge_ports(br));
+	json_object_set_new(o, "mac-table", macs);
+	json_object_set_new(o, "learn-failed", json_integer((json_int_t)br->macs->learn_failed));
+	dp_unlock();
+	return o;
+}
+
+static json_t *
+m_bridge_flush(json_t *params, void *arg, struct ctl_error *err)
+{
+	struct bridge *br;
+	unsigned int n;
+
+	dp_lock();
+	br = find_bridge_locked(params, err);
+	if (br == NULL) {
+		dp_unlock();
+		return NULL;
+	}
+	n = mac_table_flush(br->macs, MAC_PORT_NONE, false);
+	dp_unlock();
+	return json_pack("{s:i}", "flushed", n);
+}
+
+/* ---- cross-connects ----------------------------------------------------- */
+
+static json_t *
+m_xconnect_add(json_t *params, void *arg, struct ctl_error *err)
+{
+	struct xconnect_conf c;
+
+	if (need_object(params, err) < 0 || config_parse_xconnect(params, &c, err) < 0 ||
+		dp_xconnect_add(&c, err) < 0)
+		return NULL;
+	return config_dump_xconnect(&c);
+}
+
+static json_t *
+m_xconnect_del(json_t *params, void *arg, struct ctl_error *err)
+{
+	static const char *const keys[] = {"name", NULL};
+	const char *name = need_name(params, "xconnect", err);
+
+	if (name == NULL || only_members(params, "xconnect.del", keys, err) < 0 ||
+		dp_xconnect_del(name, err) < 0)
+		return NULL;
+	return json_object();
+}
+
+static json_t *
+m_xconnect_list(json_t *params, void *arg, struct ctl_error *err)
+{
+	json_t *a = json_array();
+
+	dp_lock();
+	for (int i = 0; i < DP_MAX_XCONNECTS; i++)
+		if (dp.xconnects[i] != NULL)
+			json_array_append_new(a, config_dump_xconnect(&dp.xconnects[i]->conf));
+	dp_unlock();
+	return a;
+}
+
+/* ---- pmd ---------------------------------------------------------------- */
+
+static json_t *
+m_pmd_show(json_t *params, void *arg, struct ctl_error *err)
+{
+	json_t *a = json_array();
+	const struct dp_snapshot *s;
+
+	dp_lock();
+	s = dp_current;
+	for (uint16_t i = 0; i < dp.n_pmd; i++) {
+		const struct pmd *p = dp.pmds[i];
+		const struct pmd_counters *c = &p->ctr;
+		uint64_t total = c->busy_cycles + c->idle_cycles;
+		json_t *rxqs = json_array();
+
+		for (uint16_t r = 0; r < s->pmds[i].n_rxq; r++) {
+			const struct dp_rxq_ref *ref = &s->pmds[i].rxq[r];
+			const struct port *pt = dp.ports[ref->port];
+
+			if (pt == NULL)
+				continue;
+			json_array_append_new(rxqs, json_pack("{s:s, s:i, s:b}", "port",
+				pt->conf.name, "queue", ref->queue, "enabled", 1));
+		}
+		json_array_append_new(a,
+			json_pack("{s:i, s:i, s:i, s:s, s:o, s:I, s:I, s:I, s:I, s:f, s:f, s:I, "
+				  "s:I, s:I}",
+				"id", i, "cpu", p->cpu, "numa", p->numa, "state", "polling", "rxqs",
+				rxqs, "busy-cycles", (json_int_t)c->busy_cycles, "idle-cycles",
+				(json_int_t)c->idle_cycles, "packets", (json_int_t)c->packets,
+				"loops", (json_int_t)c->loops, "cycles-per-packet",
+				c->packets ? (double)c->busy_cycles / c->packets : 0.0, "busy-pct",
+				total ? 100.0 * c->busy_cycles / total : 0.0, "sleeps",
+				(json_int_t)c->sleeps, "sleep-ns", (json_int_t)c->sleep_ns,
+				"max-sleep-us", (json_int_t)p->max_sleep_us));
+	}
+	dp_unlock();
+	return a;
+}
+
+static json_t *
+m_pmd_set(json_t *params, void *arg, struct ctl_error *err)
+{
+	struct pmd_conf base, c;
+
+	if (need_object(params, err) < 0)
+		return NULL;
+	dp_lock();
+	base = dp.pmd_conf;
+	dp_unlock();
+	if (config_parse_pmd(params, &base, &c, err) < 0 || dp_pmd_set(&c, err) < 0)
+		return NULL;
+	return config_dump_pmd(&c);
+}
+
+/* ---- stats -------------------------------------------------------------- */
+
+static const char *
+optional_port(json_t *params, struct ctl_error *err, bool *bad)
+{
+	static const char *const keys[] = {"port", NULL};
+	json_t *n;
+
+	*bad = true;
+	if (need_object(params, err) < 0 || only_members(params, "stats", keys, err) < 0)
+		return NULL;
+	n = json_object_get(params, "port");
+	if (n != NULL && !json_is_string(n)) {
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "stats: \"port\" must be a string");
+		return NULL;
+	}
+	*bad = false;
+	return n ? json_string_value(n) : NULL;
+}
+
+static json_t *
+m_stats_get(json_t *params, void *arg, struct ctl_error *err)
+{
+	struct timespec ts;
+	const char *only;
+	json_t *a;
+	bool bad;
+
+	only = optional_port(params, err, &bad);
+	if (bad)
+		return NULL;
+	a = json_array();
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	dp_lock();
+	if (only != NULL && dp_port_find(only) == NULL) {
+		dp_unlock();
+		json_decref(a);
+		ctl_error_set(err, 0, ENOENT, "port %s: no such port", only);
+		return NULL;
+	}
+	for (int i = 0; i < DP_MAX_PORTS; i++) {
+		struct port *p = dp.ports[i];
+
+		if (p == NULL || p->deleting || (only && strcmp(only, p->conf.name) != 0))
+			continue;
+		json_array_append_new(a, port_stats_json(p));
+	}
+	dp_unlock();
+	return json_pack("{s:I, s:I, s:o}", "time-ns",
+		(json_int_t)(ts.tv_sec * 1000000000LL + ts.tv_nsec), "tsc-hz",
+		(json_int_t)rte_get_tsc_hz(), "ports", a);
+}
+
+static json_t *
+m_stats_clear(json_t *params, void *arg, struct ctl_error *err)
+{
+	const char *only;
+	bool bad, found = false;
+
+	only = optional_port(params, err, &bad);
+	if (bad)
+		return NULL;
+	dp_lock();
+	for (int i = 0; i < DP_MAX_PORTS; i++) {
+		struct port *p = dp.ports[i];
+
+		if (p == NULL || (only && strcmp(only, p->conf.name) != 0))
+			continue;
+		dp_stats_clear(p);
+		found = true;
+	}
+	dp_unlock();
+	if (only != NULL && !found) {
+		ctl_error_set(err, 0, ENOENT, "port %s: no such port", only);
+		return NULL;
+	}
+	return json_object();
+}
+
+/* ---- config ------------------------------------------------------------- */
+
+static json_t *
+m_config_get(json_t *params, void *arg, struct ctl_error *err)
+{
+	return config_dump_live(g_daemon);
+}
+
+static json_t *
+m_config_save(json_t *params, void *arg, struct ctl_error *err)
+{
+	static const char *const keys[] = {"path", NULL};
+	const char *path = g_daemon->config_path;
+	json_t *p, *doc;
+	int rc;
+
+	if (need_object(params, err) < 0 || only_members(params, "config.save", keys, err) < 0)
+		return NULL;
+	p = json_object_get(params, "path");
+	if (p != NULL) {
+		if (!json_is_string(p) || json_string_value(p)[0] != '/') {
+			ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL,
+				"config.save: \"path\" must be an absolute path");
+			return NULL;
+		}
+		path = json_string_value(p);
+	}
+	if (path[0] == '\0') {
+		ctl_error_set(err, 0, EINVAL,
+			"config.save: vhostd runs on its embedded default config; give a path");
+		return NULL;
+	}
+	doc = config_dump_live(g_daemon);
+	rc = config_write_file(doc, path, err);
+	json_decref(doc);
+	if (rc < 0)
+		return NULL;
+	return json_pack("{s:s}", "path", path);
+}
+
+static const struct {
+	const char *name;
+	ctl_method_fn fn;
+} methods[] = {
+	{"version", m_version},
+	{"port.add", m_port_add},
+	{"port.set", m_port_set},
+	{"port.del", m_port_del},
+	{"port.list", m_port_list},
+	{"port.show", m_port_show},
+	{"bridge.add", m_bridge_add},
+	{"bridge.set", m_bridge_set},
+	{"bridge.del", m_bridge_del},
+	{"bridge.list", m_bridge_list},
+	{"bridge.show", m_bridge_show},
+	{"bridge.flush", m_bridge_flush},
+	{"xconnect.add", m_xconnect_add},
+	{"xconnect.del", m_xconnect_del},
+	{"xconnect.list", m_xconnect_list},
+	{"pmd.show", m_pmd_show},
+	{"pmd.set", m_pmd_set},
+	{"stats.get", m_stats_get},
+	{"stats.clear", m_stats_clear},
+	{"config.get", m_config_get},
+	{"config.save", m_config_save},
+};
+
+int
+ctl_methods_register(struct ctl_server *s, struct daemon_conf *d)
+{
+	g_daemon = d;
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		int rc = ctl_server_register(s, methods[i].name, methods[i].fn, NULL);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}

@@ -1,0 +1,731 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "cpuset.h"
+#include "ctl_server.h"
+#include "jsonrpc.h"
+#include "log.h"
+
+#define DEFAULT_MTU 1500
+#define DEFAULT_MAC_AGING_S 300
+#define DEFAULT_MAC_TABLE_SIZE 8192
+
+/* ---- small strict accessors -------------------------------------------- */
+
+static int
+bad(struct ctl_error *err, const char *what, const char *member, const char *why)
+{
+	ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "%s: \"%s\" %s", what, member, why);
+	return -EINVAL;
+}
+
+/* Reject members not in @allowed (NULL-terminated). */
+static int
+check_members(json_t *obj, const char *what, const char *const *allowed, struct ctl_error *err)
+{
+	const char *key;
+	json_t *val;
+
+	if (!json_is_object(obj)) {
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "%s: expected an object", what);
+		return -EINVAL;
+	}
+	json_object_foreach(obj, key, val) {
+		bool ok = false;
+
+		for (int i = 0; allowed[i] != NULL; i++)
+			if (strcmp(key, allowed[i]) == 0)
+				ok = true;
+		if (!ok)
+			return bad(err, what, key, "is not a known member");
+	}
+	return 0;
+}
+
+static int
+get_str(json_t *obj, const char *what, const char *key, char *out, size_t len, bool allow_null,
+	struct ctl_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (v == NULL)
+		return 0;
+	if (json_is_null(v) && allow_null) {
+		out[0] = '\0';
+		return 1;
+	}
+	if (!json_is_string(v))
+		return bad(err, what, key, "must be a string");
+	if (json_string_length(v) >= len || strlen(json_string_value(v)) != json_string_length(v))
+		return bad(err, what, key, "is too long or contains NUL");
+	memcpy(out, json_string_value(v), json_string_length(v) + 1);
+	return 1;
+}
+
+static int
+get_uint(json_t *obj, const char *what, const char *key, long long min, long long max,
+	long long *out, struct ctl_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+	char why[96];
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_integer(v))
+		return bad(err, what, key, "must be an integer");
+	if (json_integer_value(v) < min || json_integer_value(v) > max) {
+		snprintf(why, sizeof(why), "must be between %lld and %lld", min, max);
+		return bad(err, what, key, why);
+	}
+	*out = json_integer_value(v);
+	return 1;
+}
+
+static int
+get_bool(json_t *obj, const char *what, const char *key, bool *out, struct ctl_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_boolean(v))
+		return bad(err, what, key, "must be true or false");
+	*out = json_is_true(v);
+	return 1;
+}
+
+static int
+check_name(const char *kind, const char *name, struct ctl_error *err)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n >= DP_NAME_MAX || name[0] == '-')
+		goto bad_name;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && strchr("_.-", name[i]) == NULL)
+			goto bad_name;
+	return 0;
+bad_name:
+	ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL,
+		"%s name \"%s\": use 1-%d letters, digits, '_', '.', '-'", kind, name,
+		DP_NAME_MAX - 1);
+	return -EINVAL;
+}
+
+static int
+parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned int b[6];
+	char tail;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		    &tail) != 6 || strlen(s) != 17)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	if (mac[0] & 1)
+		return -EINVAL; /* a station address is never multicast */
+	return 0;
+}
+
+/* ---- text --------------------------------------------------------------- */
+
+json_t *
+config_parse_text(const char *text, const char *origin, struct ctl_error *err)
+{
+	size_t len = strlen(text);
+	json_error_t jerr;
+	char *copy = malloc(len + 1);
+	json_t *doc;
+
+	if (copy == NULL) {
+		ctl_error_set(err, 0, ENOMEM, "%s: out of memory", origin);
+		return NULL;
+	}
+	memcpy(copy, text, len + 1);
+	/* Blank out full-line comments, keeping line numbers for errors. */
+	for (char *line = copy; *line;) {
+		char *p = line, *end = strchr(line, '\n');
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (p[0] == '/' && p[1] == '/')
+			for (char *q = p; *q && *q != '\n'; q++)
+				*q = ' ';
+		if (end == NULL)
+			break;
+		line = end + 1;
+	}
+	doc = json_loads(copy, JSON_REJECT_DUPLICATES, &jerr);
+	free(copy);
+	if (doc == NULL) {
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "%s:%d:%d: %s", origin, jerr.line,
+			jerr.column, jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "%s: expected a JSON object",
+			origin);
+		return NULL;
+	}
+	return doc;
+}
+
+/* ---- daemon sections ---------------------------------------------------- */
+
+int
+config_parse_daemon(json_t *doc, struct daemon_conf *d, struct ctl_error *err)
+{
+	static const char *const top[] = {"vhostd", "eal", "pmd", "bridges", "ports", "xconnects",
+		NULL};
+	static const char *const vk[] = {"run-dir", "control-socket", "control-socket-group",
+		"log-level", "mlockall", NULL};
+	static const char *const ek[] = {"file-prefix", "no-huge", "memory-mb", "extra-args",
+		NULL};
+	json_t *v = json_object_get(doc, "vhostd"), *e = json_object_get(doc, "eal");
+	char level[16] = "info";
+	long long n;
+	int rc;
+
+	rc = check_members(doc, "config", top, err);
+	if (rc < 0)
+		return rc;
+	snprintf(d->run_dir, sizeof(d->run_dir), "/run/vhostd");
+	d->ctl_socket[0] = '\0';
+	snprintf(d->ctl_group, sizeof(d->ctl_group), "vhostd");
+	d->mlockall = true;
+	snprintf(d->file_prefix, sizeof(d->file_prefix), "vhostd");
+	d->no_huge = false;
+	d->memory_mb = 0;
+	d->n_extra_args = 0;
+	if (v != NULL) {
+		if (check_members(v, "vhostd", vk, err) < 0 ||
+			get_str(v, "vhostd", "run-dir", d->run_dir, sizeof(d->run_dir), false,
+				err) < 0 ||
+			get_str(v, "vhostd", "control-socket", d->ctl_socket, sizeof(d->ctl_socket),
+				false, err) < 0 ||
+			get_str(v, "vhostd", "control-socket-group", d->ctl_group,
+				sizeof(d->ctl_group), false, err) < 0 ||
+			get_str(v, "vhostd", "log-level", level, sizeof(level), false, err) < 0 ||
+			get_bool(v, "vhostd", "mlockall", &d->mlockall, err) < 0)
+			return -EINVAL;
+	}
+	d->log_level = vlog_level_parse(level);
+	if (d->log_level < 0)
+		return bad(err, "vhostd", "log-level", "must be err, warn, info or debug");
+	if (d->run_dir[0] != '/')
+		return bad(err, "vhostd", "run-dir", "must be an absolute path");
+	if (d->ctl_socket[0] == '\0' &&
+		snprintf(d->ctl_socket, sizeof(d->ctl_socket), "%s/vhostd.sock", d->run_dir) >=
+			(int)sizeof(d->ctl_socket))
+		return bad(err, "vhostd", "run-dir", "is too long for a socket path");
+	if (e != NULL) {
+		json_t *x = json_object_get(e, "extra-args"), *a;
+		size_t i;
+
+		if (check_members(e, "eal", ek, err) < 0 ||
+			get_str(e, "eal", "file-prefix", d->file_prefix, sizeof(d->file_prefix),
+				false, err) < 0 ||
+			get_bool(e, "eal", "no-huge", &d->no_huge, err) < 0)
+			return -EINVAL;
+		rc = get_uint(e, "eal", "memory-mb", 0, 1 << 20, &n, err);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			d->memory_mb = (unsigned int)n;
+		if (x != NULL) {
+			if (!json_is_array(x) || json_array_size(x) > CONFIG_MAX_EXTRA_ARGS)
+				return bad(err, "eal", "extra-args", "must be an array of strings");
+			json_array_foreach(x, i, a) {
+				if (!json_is_string(a))
+					return bad(err, "eal", "extra-args",
+						"must be an array of strings");
+				d->extra_args[d->n_extra_args++] = strdup(json_string_value(a));
+			}
+		}
+	}
+	if (check_name("file-prefix", d->file_prefix, err) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- ports -------------------------------------------------------------- */
+
+static const char *const port_type_names[PORT_TYPE_MAX] = {
+	[PORT_VHOST_USER] = "vhost-user",
+	[PORT_SINK] = "sink",
+	[PORT_REFLECTOR] = "reflector",
+};
+
+int
+config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir,
+	struct port_conf *out, struct ctl_error *err)
+{
+	static const char *const keys[] = {"name", "type", "socket", "mode", "queues", "bridge",
+		"tag", "trunks", "mac", "mtu", "csum", "mrg-rxbuf", "admin-state", NULL};
+	char what[64] = "port", buf[DP_SOCK_MAX], mode[16] = "", type[16] = "", mac[32] = "",
+	     state[8] = "";
+	json_t *trunks;
+	long long n;
+	int rc;
+
+	if (check_members(obj, what, keys, err) < 0)
+		return -EINVAL;
+	if (base != NULL) {
+		*out = *base;
+	} else {
+		memset(out, 0, sizeof(*out));
+		out->queues = 1;
+		out->mtu = DEFAULT_MTU;
+		out->csum = true;
+		out->mrg_rxbuf = true;
+		out->admin_up = true;
+		out->type = PORT_TYPE_MAX;
+	}
+	rc = get_str(obj, what, "name", out->name, sizeof(out->name), false, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0 && base == NULL)
+		return bad(err, what, "name", "is required");
+	if (check_name("port", out->name, err) < 0)
+		return -EINVAL;
+	snprintf(what, sizeof(what), "port %s", out->name);
+	if (get_str(obj, what, "type", type, sizeof(type), false, err) < 0 ||
+		get_str(obj, what, "mode", mode, sizeof(mode), false, err) < 0 ||
+		get_str(obj, what, "bridge", out->bridge, sizeof(out->bridge), true, err) < 0 ||
+		get_str(obj, what, "mac", mac, sizeof(mac), true, err) < 0 ||
+		get_str(obj, what, "admin-state", state, sizeof(state), false, err) < 0 ||
+		get_bool(obj, what, "csum", &out->csum, err) < 0 ||
+		get_bool(obj, what, "mrg-rxbuf", &out->mrg_rxbuf, err) < 0)
+		return -EINVAL;
+	if (type[0] != '\0') {
+		out->type = PORT_TYPE_MAX;
+		for (int t = 0; t < PORT_TYPE_MAX; t++)
+			if (strcmp(type, port_type_names[t]) == 0)
+				out->type = t;
+		if (out->type == PORT_TYPE_MAX)
+			return bad(err, what, "type", "must be vhost-user, sink or reflector");
+	}
+	if (out->type == PORT_TYPE_MAX)
+		return bad(err, what, "type", "is required");
+	if (mode[0] != '\0') {
+		if (strcmp(mode, "server") != 0 && strcmp(mode, "client") != 0)
+			return bad(err, what, "mode", "must be server or client");
+		out->client = strcmp(mode, "client") == 0;
+	}
+	if (strcmp(state, "") != 0) {
+		if (strcmp(state, "up") != 0 && strcmp(state, "down") != 0)
+			return bad(err, what, "admin-state", "must be up or down");
+		out->admin_up = strcmp(state, "up") == 0;
+	}
+	rc = get_str(obj, what, "socket", buf, sizeof(buf), false, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0) {
+		if (buf[0] == '\0')
+			return bad(err, what, "socket", "must not be empty");
+		if (buf[0] == '/')
+			memcpy(out->socket, buf, sizeof(buf));
+		else if (snprintf(out->socket, sizeof(out->socket), "%s/%s", run_dir, buf) >=
+			(int)sizeof(out->socket))
+			return bad(err, what, "socket", "is too long once under run-dir");
+	}
+	if (out->type == PORT_VHOST_USER && out->socket[0] == '\0')
+		return bad(err, what, "socket", "is required for vhost-user ports");
+	if (out->type != PORT_VHOST_USER)
+		out->socket[0] = '\0';
+	rc = get_uint(obj, what, "queues", 1, DP_MAX_QUEUES, &n, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		out->queues = (uint16_t)n;
+	rc = get_uint(obj, what, "mtu", 68, 9600, &n, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		out->mtu = (uint16_t)n;
+	rc = get_uint(obj, what, "tag", 0, 4094, &n, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		out->tag = (uint16_t)n;
+	trunks = json_object_get(obj, "trunks");
+	if (trunks != NULL) {
+		size_t i;
+		json_t *t;
+
+		if (!json_is_array(trunks) && !json_is_null(trunks))
+			return bad(err, what, "trunks", "must be an array of VLAN ids");
+		memset(out->trunks, 0, sizeof(out->trunks));
+		out->has_trunks = json_is_array(trunks) && json_array_size(trunks) > 0;
+		json_array_foreach(trunks, i, t) {
+			json_int_t vid = json_integer_value(t);
+
+			if (!json_is_integer(t) || vid < 0 || vid > 4094)
+				return bad(err, what, "trunks", "must hold VLAN ids 0-4094");
+			out->trunks[vid >> 6] |= 1ULL << (vid & 63);
+		}
+	}
+	if (out->tag != 0 && out->has_trunks)
+		return bad(err, what, "tag", "and \"trunks\" cannot both be set");
+	if (json_object_get(obj, "mac") != NULL) {
+		out->has_mac = mac[0] != '\0';
+		if (out->has_mac && parse_mac(mac, out->mac) < 0)
+			return bad(err, what, "mac", "must be a unicast MAC like 52:54:00:12:34:56");
+	}
+	if (out->bridge[0] != '\0' && check_name("bridge", out->bridge, err) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+json_t *
+config_dump_port(const struct port_conf *c)
+{
+	json_t *o = json_pack("{s:s, s:s}", "name", c->name, "type", port_type_names[c->type]);
+
+	if (c->type == PORT_VHOST_USER) {
+		json_object_set_new(o, "socket", json_string(c->socket));
+		json_object_set_new(o, "mode", json_string(c->client ? "client" : "server"));
+		json_object_set_new(o, "queues", json_integer(c->queues));
+		json_object_set_new(o, "csum", json_boolean(c->csum));
+		json_object_set_new(o, "mrg-rxbuf", json_boolean(c->mrg_rxbuf));
+	}
+	if (c->bridge[0] != '\0')
+		json_object_set_new(o, "bridge", json_string(c->bridge));
+	if (c->tag != 0)
+		json_object_set_new(o, "tag", json_integer(c->tag));
+	if (c->has_trunks) {
+		json_t *a = json_array();
+
+		for (int v = 0; v < 4096; v++)
+			if ((c->trunks[v >> 6] >> (v & 63)) & 1)
+				json_array_append_new(a, json_integer(v));
+		json_object_set_new(o, "trunks", a);
+	}
+	if (c->has_mac) {
+		char mac[18];
+
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", c->mac[0], c->mac[1],
+			c->mac[2], c->mac[3], c->mac[4], c->mac[5]);
+		json_object_set_new(o, "mac", json_string(mac));
+	}
+	json_object_set_new(o, "mtu", json_integer(c->mtu));
+	json_object_set_new(o, "admin-state", json_string(c->admin_up ? "up" : "down"));
+	return o;
+}
+
+/* ---- bridges, cross-connects, pmd ---------------------------------------- */
+
+int
+config_parse_bridge(json_t *obj, const struct bridge_conf *base, struct bridge_conf *out,
+	struct ctl_error *err)
+{
+	static const char *const keys[] = {"name", "mac-aging-s", "mac-table-size", NULL};
+	char what[64] = "bridge";
+	long long n;
+	int rc;
+
+	if (check_members(obj, what, keys, err) < 0)
+		return -EINVAL;
+	if (base != NULL) {
+		*out = *base;
+	} else {
+		memset(out, 0, sizeof(*out));
+		out->mac_aging_s = DEFAULT_MAC_AGING_S;
+		out->mac_table_size = DEFAULT_MAC_TABLE_SIZE;
+	}
+	rc = get_str(obj, what, "name", out->name, sizeof(out->name), false, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0 && base == NULL)
+		return bad(err, what, "name", "is required");
+	if (check_name("bridge", out->name, err) < 0)
+		return -EINVAL;
+	snprintf(what, sizeof(what), "bridge %s", out->name);
+	rc = get_uint(obj, what, "mac-aging-s", 1, 1000000, &n, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		out->mac_aging_s = (uint32_t)n;
+	rc = get_uint(obj, what, "mac-table-size", 64, 1 << 20, &n, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		out->mac_table_size = (uint32_t)n;
+	return 0;
+}
+
+json_t *
+config_dump_bridge(const struct bridge_conf *c)
+{
+	return json_pack("{s:s, s:I, s:I}", "name", c->name, "mac-aging-s",
+		(json_int_t)c->mac_aging_s, "mac-table-size", (json_int_t)c->mac_table_size);
+}
+
+int
+config_parse_xconnect(json_t *obj, struct xconnect_conf *out, struct ctl_error *err)
+{
+	static const char *const keys[] = {"name", "ports", NULL};
+	json_t *ports;
+	int rc;
+
+	if (check_members(obj, "xconnect", keys, err) < 0)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	rc = get_str(obj, "xconnect", "name", out->name, sizeof(out->name), false, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return bad(err, "xconnect", "name", "is required");
+	if (check_name("xconnect", out->name, err) < 0)
+		return -EINVAL;
+	ports = json_object_get(obj, "ports");
+	if (!json_is_array(ports) || json_array_size(ports) != 2 ||
+		!json_is_string(json_array_get(ports, 0)) ||
+		!json_is_string(json_array_get(ports, 1)))
+		return bad(err, "xconnect", "ports", "must be an array of two port names");
+	for (int i = 0; i < 2; i++) {
+		snprintf(out->ports[i], sizeof(out->ports[i]), "%s",
+			json_string_value(json_array_get(ports, i)));
+		if (check_name("port", out->ports[i], err) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+json_t *
+config_dump_xconnect(const struct xconnect_conf *c)
+{
+	return json_pack("{s:s, s:[s,s]}", "name", c->name, "ports", c->ports[0], c->ports[1]);
+}
+
+int
+config_parse_pmd(json_t *obj, const struct pmd_conf *base, struct pmd_conf *out,
+	struct ctl_error *err)
+{
+	static const char *const keys[] = {"cpus", "max-sleep-us", NULL};
+	char msg[200];
+	long long n;
+	int rc;
+
+	if (check_members(obj, "pmd", keys, err) < 0)
+		return -EINVAL;
+	if (base != NULL) {
+		*out = *base;
+	} else {
+		memset(out, 0, sizeof(*out));
+		snprintf(out->cpus_text, sizeof(out->cpus_text), "auto");
+		out->max_sleep_us = 0;
+	}
+	if (get_str(obj, "pmd", "cpus", out->cpus_text, sizeof(out->cpus_text), false, err) < 0)
+		return -EINVAL;
+	rc = get_uint(obj, "pmd", "max-sleep-us", 0, 10000, &n, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		out->max_sleep_us = (uint32_t)n;
+	if (strcmp(out->cpus_text, "auto") == 0) {
+		int cpu = cpuset_last_allowed();
+
+		CPU_ZERO(&out->cpus);
+		CPU_SET(cpu < 0 ? 0 : cpu, &out->cpus);
+		return 0;
+	}
+	if (cpuset_parse(out->cpus_text, &out->cpus, msg, sizeof(msg)) < 0 ||
+		cpuset_check_usable(&out->cpus, msg, sizeof(msg)) < 0) {
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "pmd: \"cpus\": %s", msg);
+		return -EINVAL;
+	}
+	if (CPU_COUNT(&out->cpus) > DP_MAX_PMDS) {
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL,
+			"pmd: \"cpus\": at most %d PMD threads", DP_MAX_PMDS);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+json_t *
+config_dump_pmd(const struct pmd_conf *c)
+{
+	return json_pack("{s:s, s:I}", "cpus", c->cpus_text, "max-sleep-us",
+		(json_int_t)c->max_sleep_us);
+}
+
+/* ---- whole documents ---------------------------------------------------- */
+
+static int
+array_member(json_t *doc, const char *key, json_t **out, struct ctl_error *err)
+{
+	*out = json_object_get(doc, key);
+	if (*out != NULL && !json_is_array(*out))
+		return bad(err, "config", key, "must be an array");
+	return 0;
+}
+
+int
+config_apply(json_t *doc, const struct daemon_conf *d, bool dry_run, struct ctl_error *err)
+{
+	json_t *bridges, *ports, *xcs, *pmd = json_object_get(doc, "pmd"), *empty = NULL, *o;
+	struct pmd_conf pc;
+	size_t i;
+	int rc;
+
+	if (array_member(doc, "bridges", &bridges, err) < 0 ||
+		array_member(doc, "ports", &ports, err) < 0 ||
+		array_member(doc, "xconnects", &xcs, err) < 0)
+		return -EINVAL;
+	/* Validate everything first so that a bad file changes nothing. */
+	if (pmd == NULL)
+		pmd = empty = json_object();
+	rc = config_parse_pmd(pmd, NULL, &pc, err);
+	json_decref(empty);
+	if (rc < 0)
+		return rc;
+	json_array_foreach(bridges, i, o) {
+		struct bridge_conf bc;
+
+		rc = config_parse_bridge(o, NULL, &bc, err);
+		if (rc < 0)
+			return rc;
+	}
+	json_array_foreach(ports, i, o) {
+		struct port_conf c;
+
+		rc = config_parse_port(o, NULL, d->run_dir, &c, err);
+		if (rc < 0)
+			return rc;
+	}
+	json_array_foreach(xcs, i, o) {
+		struct xconnect_conf xc;
+
+		rc = config_parse_xconnect(o, &xc, err);
+		if (rc < 0)
+			return rc;
+	}
+	if (dry_run)
+		return 0;
+	rc = dp_pmd_set(&pc, err);
+	if (rc < 0)
+		return rc;
+	json_array_foreach(bridges, i, o) {
+		struct bridge_conf bc;
+
+		config_parse_bridge(o, NULL, &bc, err);
+		rc = dp_bridge_add(&bc, err);
+		if (rc < 0)
+			return rc;
+	}
+	json_array_foreach(ports, i, o) {
+		struct port_conf c;
+
+		config_parse_port(o, NULL, d->run_dir, &c, err);
+		rc = dp_port_add(&c, err);
+		if (rc < 0)
+			return rc;
+	}
+	json_array_foreach(xcs, i, o) {
+		struct xconnect_conf xc;
+
+		config_parse_xconnect(o, &xc, err);
+		rc = dp_xconnect_add(&xc, err);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+json_t *
+config_dump_live(const struct daemon_conf *d)
+{
+	json_t *doc = json_object(), *v, *e, *a;
+
+	v = json_pack("{s:s, s:s, s:s, s:s, s:b}", "run-dir", d->run_dir, "control-socket",
+		d->ctl_socket, "control-socket-group", d->ctl_group, "log-level",
+		vlog_level_name(vlog_level), "mlockall", d->mlockall);
+	e = json_pack("{s:s, s:b, s:I}", "file-prefix", d->file_prefix, "no-huge", d->no_huge,
+		"memory-mb", (json_int_t)d->memory_mb);
+	a = json_array();
+	for (int i = 0; i < d->n_extra_args; i++)
+		json_array_append_new(a, json_string(d->extra_args[i]));
+	json_object_set_new(e, "extra-args", a);
+	json_object_set_new(doc, "vhostd", v);
+	json_object_set_new(doc, "eal", e);
+	dp_lock();
+	json_object_set_new(doc, "pmd", config_dump_pmd(&dp.pmd_conf));
+	a = json_array();
+	for (int i = 0; i < DP_MAX_BRIDGES; i++)
+		if (dp.bridges[i] != NULL)
+			json_array_append_new(a, config_dump_bridge(&dp.bridges[i]->conf));
+	json_object_set_new(doc, "bridges", a);
+	a = json_array();
+	for (int i = 0; i < DP_MAX_PORTS; i++)
+		if (dp.ports[i] != NULL && !dp.ports[i]->deleting)
+			json_array_append_new(a, config_dump_port(&dp.ports[i]->conf));
+	json_object_set_new(doc, "ports", a);
+	a = json_array();
+	for (int i = 0; i < DP_MAX_XCONNECTS; i++)
+		if (dp.xconnects[i] != NULL)
+			json_array_append_new(a, config_dump_xconnect(&dp.xconnects[i]->conf));
+	json_object_set_new(doc, "xconnects", a);
+	dp_unlock();
+	return doc;
+}
+
+int
+config_write_file(json_t *doc, const char *path, struct ctl_error *err)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	char *text;
+	size_t len;
+	int fd, rc = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp)) {
+		ctl_error_set(err, 0, ENAMETOOLONG, "config: path %s is too long", path);
+		return -ENAMETOOLONG;
+	}
+	text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (text == NULL) {
+		ctl_error_set(err, 0, ENOMEM, "config: out of memory");
+		return -ENOMEM;
+	}
+	len = strlen(text);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		rc = -errno;
+		ctl_error_set(err, 0, errno, "config: cannot create %s: %s", tmp, strerror(errno));
+		free(text);
+		return rc;
+	}
+	if (write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+		rc = -(errno ? errno : EIO);
+		ctl_error_set(err, 0, -rc, "config: cannot write %s: %s", tmp, strerror(-rc));
+	}
+	close(fd);
+	free(text);
+	if (rc == 0 && rename(tmp, path) != 0) {
+		rc = -errno;
+		ctl_error_set(err, 0, errno, "config: cannot rename %s to %s: %s", tmp, path,
+			strerror(errno));
+	}
+	if (rc < 0) {
+		unlink(tmp);
+		return rc;
+	}
+	/* Make the rename itself durable. */
+	snprintf(dir, sizeof(dir), "%s", path);
+	fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	return 0;
+}

@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The datapath registry (ports, bridges, cross-connects, PMD threads) and the
+ * snapshot published to the PMD threads.
+ *
+ * The control thread and the rte_vhost event thread change the registry under
+ * dp_lock(); every change ends with dp_publish(), which builds an immutable
+ * struct dp_snapshot and swaps it in with liburcu (QSBR). PMD threads only
+ * ever read the current snapshot and the long-lived objects it points to, so
+ * the hot path takes no lock. Objects removed from the registry are freed
+ * after a grace period (synchronize_rcu()).
+ */
+#ifndef VHOSTD_DATAPATH_H
+#define VHOSTD_DATAPATH_H
+
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_common.h>
+
+struct ctl_error;
+struct rte_mempool;
+
+#define DP_NAME_MAX 32
+#define DP_SOCK_MAX 108 /* sizeof(sun_path) */
+#define DP_MAX_PORTS 256
+#define DP_MAX_BRIDGES 64
+#define DP_MAX_XCONNECTS 128
+#define DP_MAX_PMDS 32
+#define DP_MAX_QUEUES 16 /* queue pairs per port */
+#define DP_MAX_RXQ_PER_PMD 512
+#define DP_BURST 32
+#define DP_NONE 0xffff
+
+enum port_type {
+	PORT_VHOST_USER,
+	PORT_SINK,      /* drops everything sent to it (counted) */
+	PORT_REFLECTOR, /* sends every frame back with MACs swapped */
+	PORT_TYPE_MAX,
+};
+
+enum port_vlan_mode {
+	VLAN_MODE_TRUNK_ALL, /* no tag, no trunks: every VLAN, untagged is VLAN 0 */
+	VLAN_MODE_ACCESS,    /* "tag": untagged frames in that VLAN only */
+	VLAN_MODE_TRUNK,     /* "trunks": tagged frames of those VLANs + untagged */
+};
+
+enum dp_drop {
+	DROP_NO_MBUF,
+	DROP_FILTERED,
+	DROP_VLAN,
+	DROP_MTU,
+	DROP_NO_DEST,
+	DROP_DOWN,
+	DROP_QUEUE_FULL,
+	DROP_MAX,
+};
+extern const char *const dp_drop_names[DROP_MAX];
+
+struct port_conf {
+	char name[DP_NAME_MAX];
+	enum port_type type;
+	char socket[DP_SOCK_MAX]; /* absolute after config resolution */
+	bool client;              /* vhostd connects (QEMU/DPDK is the server) */
+	uint16_t queues;          /* queue pairs offered, 1..DP_MAX_QUEUES */
+	char bridge[DP_NAME_MAX]; /* "" when not on a bridge */
+	uint16_t tag;             /* access VLAN, 0 = none */
+	bool has_trunks;
+	uint64_t trunks[64];      /* bitmap of VLANs 0..4095 */
+	bool has_mac;
+	uint8_t mac[6];           /* the guest's MAC: installed as a static entry */
+	uint16_t mtu;             /* largest L3 payload forwarded, 68..9600 */
+	bool csum;                /* virtio-net checksum offload */
+	bool mrg_rxbuf;           /* mergeable receive buffers */
+	bool admin_up;
+};
+
+struct bridge_conf {
+	char name[DP_NAME_MAX];
+	uint32_t mac_aging_s;
+	uint32_t mac_table_size;
+};
+
+struct xconnect_conf {
+	char name[DP_NAME_MAX];
+	char ports[2][DP_NAME_MAX];
+};
+
+struct pmd_conf {
+	char cpus_text[256]; /* as given ("auto" or a cpuset) */
+	cpu_set_t cpus;
+	uint32_t max_sleep_us; /* idle back-off ceiling, 0 = pure polling */
+};
+
+/* Counters of one queue, written by one PMD thread only. */
+struct dp_counters {
+	uint64_t packets;
+	uint64_t bytes;
+	uint64_t errors;
+	uint64_t drops[DROP_MAX];
+} __rte_cache_aligned;
+
+struct port_stats {
+	struct dp_counters rx[DP_MAX_QUEUES];
+	/* tx is per sending PMD so that several PMDs never share a line. */
+	struct dp_counters tx[DP_MAX_PMDS][DP_MAX_QUEUES];
+};
+
+struct port {
+	struct port_conf conf;
+	uint16_t idx;
+	bool deleting;
+	/* vhost-user device state, changed by the rte_vhost event thread. */
+	int vid; /* -1: no frontend */
+	uint16_t nr_vring;
+	uint64_t vring_enabled; /* bit per vring */
+	uint64_t features;      /* negotiated virtio features */
+	uint64_t connects;
+	uint64_t disconnects;
+	/* Stable rx queue placement: PMD index per queue, DP_NONE unassigned. */
+	uint16_t rxq_pmd[DP_MAX_QUEUES];
+	struct port_stats *stats;  /* hugepage memory, freed after a grace period */
+	struct port_stats *cleared; /* baseline of stats.clear, control thread only */
+};
+
+struct bridge {
+	struct bridge_conf conf;
+	uint16_t idx;
+	struct mac_table *macs;
+};
+
+struct xconnect {
+	struct xconnect_conf conf;
+	uint16_t ports[2];
+};
+
+/* Per-port state in a snapshot: everything the hot path needs, by value. */
+struct dp_port_view {
+	struct port *port; /* NULL: free slot */
+	int vid;
+	uint8_t type;
+	uint8_t up;          /* admin up and (for vhost) a frontend is connected */
+	uint8_t vlan_mode;
+	uint8_t guest_csum;  /* the frontend accepts partial checksums */
+	uint16_t tag;
+	uint16_t bridge;     /* bridge index or DP_NONE */
+	uint16_t peer;       /* cross-connect peer or DP_NONE */
+	uint16_t max_frame;  /* mtu + Ethernet header */
+	uint16_t n_txq;      /* enabled guest rx queues */
+	uint8_t txq[DP_MAX_QUEUES];
+	const uint64_t *trunks; /* owned by the snapshot */
+};
+
+struct dp_bridge_view {
+	struct bridge *br; /* NULL: free slot */
+	uint16_t n_ports;
+	uint16_t ports[DP_MAX_PORTS];
+};
+
+struct dp_rxq_ref {
+	uint16_t port;
+	uint16_t queue;
+};
+
+struct dp_pmd_plan {
+	uint16_t n_rxq;
+	struct dp_rxq_ref rxq[DP_MAX_RXQ_PER_PMD];
+};
+
+struct dp_snapshot {
+	uint64_t generation;
+	uint16_t n_pmd;
+	struct dp_port_view ports[DP_MAX_PORTS];
+	struct dp_bridge_view bridges[DP_MAX_BRIDGES];
+	struct dp_pmd_plan pmds[DP_MAX_PMDS];
+	uint64_t trunk_store[][64];
+};
+
+/* The registry; read it only under dp_lock(). */
+struct dp_registry {
+	struct port *ports[DP_MAX_PORTS];
+	struct bridge *bridges[DP_MAX_BRIDGES];
+	struct xconnect *xconnects[DP_MAX_XCONNECTS];
+	struct pmd *pmds[DP_MAX_PMDS];
+	uint16_t n_pmd;
+	struct pmd_conf pmd_conf;
+	bool pmd_configured;
+};
+extern struct dp_registry dp;
+
+/* The snapshot PMD threads read (rcu_dereference() it). */
+extern struct dp_snapshot *dp_current;
+
+int dp_init(void);
+/* Stops PMDs and removes every port (guests see the socket go away). */
+void dp_shutdown(void);
+
+void dp_lock(void);
+void dp_unlock(void);
+
+/* Rebuild and publish the snapshot; caller holds dp_lock. */
+void dp_publish(void);
+/* Wait until no PMD uses an older snapshot; caller must NOT be a PMD. */
+void dp_wait_grace(void);
+
+/* All of these take dp_lock themselves and fill @err on failure. */
+int dp_port_add(const struct port_conf *c, struct ctl_error *err);
+int dp_port_update(const char *name, const struct port_conf *c, struct ctl_error *err);
+int dp_port_del(const char *name, struct ctl_error *err);
+int dp_bridge_add(const struct bridge_conf *c, struct ctl_error *err);
+int dp_bridge_update(const char *name, const struct bridge_conf *c, struct ctl_error *err);
+int dp_bridge_del(const char *name, struct ctl_error *err);
+int dp_xconnect_add(const struct xconnect_conf *c, struct ctl_error *err);
+int dp_xconnect_del(const char *name, struct ctl_error *err);
+int dp_pmd_set(const struct pmd_conf *c, struct ctl_error *err);
+void dp_stats_clear(struct port *p);
+
+/* Lookups; caller holds dp_lock. */
+struct port *dp_port_find(const char *name);
+struct port *dp_port_find_by_socket(const char *path);
+struct bridge *dp_bridge_find(const char *name);
+struct xconnect *dp_xconnect_find(const char *name);
+/* The cross-connect a port belongs to, or NULL. */
+struct xconnect *dp_port_xconnect(const struct port *p);
+
+/* Sum a port's counters (minus the clear baseline). @q < 0: all queues. */
+void dp_port_counters(const struct port *p, int q, struct dp_counters *rx,
+	struct dp_counters *tx);
+
+/* The mbuf pool of a NUMA node, created on first use. */
+struct rte_mempool *dp_mempool(int socket_id);
+
+#endif

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <dirent.h>
+#include <errno.h>
+#include <mntent.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+
+#include "config.h"
+#include "cpuset.h"
+#include "eal.h"
+#include "log.h"
+
+#define HUGEPAGES_SYSFS "/sys/kernel/mm/hugepages"
+
+static long
+read_long(const char *dir, const char *file)
+{
+	char path[512];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", HUGEPAGES_SYSFS, dir, file);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static int
+hugetlbfs_mounted(void)
+{
+	struct mntent *m;
+	FILE *f = setmntent("/proc/mounts", "r");
+	int found = 0;
+
+	if (f == NULL)
+		return 0;
+	while ((m = getmntent(f)) != NULL)
+		if (strcmp(m->mnt_type, "hugetlbfs") == 0)
+			found = 1;
+	endmntent(f);
+	return found;
+}
+
+int
+eal_check_hugepages(char *err, size_t errlen)
+{
+	char sizes[256] = "";
+	long free_total = 0;
+	struct dirent *de;
+	size_t used = 0;
+	DIR *d;
+
+	if (!hugetlbfs_mounted()) {
+		snprintf(err, errlen,
+			"no hugetlbfs is mounted: run `mkdir -p /dev/hugepages && mount -t "
+			"hugetlbfs nodev /dev/hugepages` (or set eal.no-huge for development)");
+		return -ENOENT;
+	}
+	d = opendir(HUGEPAGES_SYSFS);
+	if (d == NULL) {
+		snprintf(err, errlen, "this kernel has no hugepage support (%s)", HUGEPAGES_SYSFS);
+		return -ENOENT;
+	}
+	while ((de = readdir(d)) != NULL) {
+		long nr, fr;
+
+		if (strncmp(de->d_name, "hugepages-", 10) != 0)
+			continue;
+		nr = read_long(de->d_name, "nr_hugepages");
+		fr = read_long(de->d_name, "free_hugepages");
+		if (fr > 0)
+			free_total += fr;
+		used += snprintf(sizes + used, used < sizeof(sizes) ? sizeof(sizes) - used : 0,
+			"%s%s: %ld of %ld free", used ? ", " : "", de->d_name + 10, fr, nr);
+	}
+	closedir(d);
+	if (free_total == 0) {
+		snprintf(err, errlen,
+			"no free hugepages (%s): reserve some with `echo 1024 > "
+			"%s/hugepages-2048kB/nr_hugepages` (or `dpdk-hugepages.py --setup 2G`), or "
+			"set eal.no-huge for development",
+			sizes, HUGEPAGES_SYSFS);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int
+eal_start(const struct daemon_conf *d, const char *prog, char *err, size_t errlen)
+{
+	char prefix[96], lcores[300], mem[32], cpus[256];
+	char *argv[16 + CONFIG_MAX_EXTRA_ARGS];
+	cpu_set_t allowed;
+	int argc = 0, rc;
+
+	if (!d->no_huge) {
+		rc = eal_check_hugepages(err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	/*
+	 * The main lcore is the control thread; let it float over every CPU we
+	 * may use. PMD threads are our own pthreads, pinned by pmd.c.
+	 */
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0 ||
+		cpuset_format(&allowed, cpus, sizeof(cpus)) < 0)
+		snprintf(cpus, sizeof(cpus), "0");
+	snprintf(lcores, sizeof(lcores), "--lcores=0@(%s)", cpus);
+	snprintf(prefix, sizeof(prefix), "--file-prefix=%s", d->file_prefix);
+	argv[argc++] = (char *)prog;
+	argv[argc++] = lcores;
+	argv[argc++] = prefix;
+	argv[argc++] = "--no-pci";
+	argv[argc++] = "--log-level=lib.eal:warning";
+	argv[argc++] = "--log-level=lib.vhost.config:notice";
+	if (d->no_huge) {
+		argv[argc++] = "--no-huge";
+		snprintf(mem, sizeof(mem), "-m%u", d->memory_mb ? d->memory_mb : 512);
+		argv[argc++] = mem;
+	} else {
+		/* Hugepage files of a killed vhostd must not pin memory forever. */
+		argv[argc++] = "--huge-unlink";
+		if (d->memory_mb) {
+			snprintf(mem, sizeof(mem), "-m%u", d->memory_mb);
+			argv[argc++] = mem;
+		}
+	}
+	for (int i = 0; i < d->n_extra_args; i++)
+		argv[argc++] = d->extra_args[i];
+	argv[argc] = NULL;
+	rc = rte_eal_init(argc, argv);
+	if (rc < 0) {
+		/* The EAL logged the cause just above; add what it usually means. */
+		rc = rte_errno ? -rte_errno : -EINVAL;
+		snprintf(err, errlen,
+			"DPDK EAL initialisation failed (%s); if it says it cannot lock its "
+			"config, another vhostd runs with eal.file-prefix \"%s\"",
+			rte_errno ? rte_strerror(rte_errno) : "see the EAL messages above",
+			d->file_prefix);
+		return rc;
+	}
+	if (d->mlockall && mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
+		VLOG_WARN("mlockall failed: %s; memory may be swapped", strerror(errno));
+	return 0;
+}

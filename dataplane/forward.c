@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <string.h>
+
+#include <rte_branch_prediction.h>
+#include <rte_byteorder.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_net.h>
+#include <rte_prefetch.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+#include <rte_vhost.h>
+
+#include "forward.h"
+#include "mac_table.h"
+
+/* Marks a frame a reflector already bounced, so two reflectors never ping-pong. */
+#define REFLECTED_MARK 0x7ef1ec7du
+
+static inline struct dp_counters *
+tx_counters(struct fwd_ctx *c, const struct dp_port_view *v, uint16_t q)
+{
+	return &v->port->stats->tx[c->pmd_idx][q];
+}
+
+static void
+drop_bulk(struct dp_counters *ctr, enum dp_drop why, struct rte_mbuf **pkts, uint16_t n)
+{
+	ctr->drops[why] += n;
+	rte_pktmbuf_free_bulk(pkts, n);
+}
+
+/*
+ * Finish a partial checksum in software for a frontend that did not
+ * negotiate VIRTIO_NET_F_GUEST_CSUM: the virtio spec forbids handing it
+ * a NEEDS_CSUM buffer.
+ */
+static void
+complete_l4_csum(struct rte_mbuf *m)
+{
+	uint64_t l4 = m->ol_flags & RTE_MBUF_F_TX_L4_MASK;
+	uint32_t off = m->l2_len + m->l3_len;
+	uint16_t *field;
+	uint16_t csum_off;
+
+	if (l4 == 0 || m->nb_segs != 1)
+		return;
+	if (l4 == RTE_MBUF_F_TX_TCP_CKSUM)
+		csum_off = offsetof(struct rte_tcp_hdr, cksum);
+	else if (l4 == RTE_MBUF_F_TX_UDP_CKSUM)
+		csum_off = offsetof(struct rte_udp_hdr, dgram_cksum);
+	else
+		return;
+	if (off + csum_off + 2 > m->data_len)
+		return;
+	field = rte_pktmbuf_mtod_offset(m, uint16_t *, off + csum_off);
+	/* The frontend left the pseudo-header sum in the field; add the rest. */
+	*field = 0;
+	if (m->ol_flags & RTE_MBUF_F_TX_IPV4) {
+		const struct rte_ipv4_hdr *ip =
+			rte_pktmbuf_mtod_offset(m, const struct rte_ipv4_hdr *, m->l2_len);
+		*field = rte_ipv4_udptcp_cksum(ip, rte_pktmbuf_mtod_offset(m, void *, off));
+	} else if (m->ol_flags & RTE_MBUF_F_TX_IPV6) {
+		const struct rte_ipv6_hdr *ip6 =
+			rte_pktmbuf_mtod_offset(m, const struct rte_ipv6_hdr *, m->l2_len);
+		*field = rte_ipv6_udptcp_cksum(ip6, rte_pktmbuf_mtod_offset(m, void *, off));
+	}
+	m->ol_flags &= ~(RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_IP_CKSUM);
+}
+
+static void reflect_burst(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n);
+
+/* Transmit @n frames to port @idx; always consumes the frames. */
+static void
+port_tx(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
+{
+	const struct dp_port_view *v = &c->snap->ports[idx];
+	struct dp_counters *ctr;
+	uint64_t bytes = 0;
+	uint16_t q, sent, i;
+
+	if (unlikely(v->port == NULL)) {
+		rte_pktmbuf_free_bulk(pkts, n);
+		return;
+	}
+	switch (v->type) {
+	case PORT_VHOST_USER:
+		if (unlikely(!v->up || v->n_txq == 0)) {
+			drop_bulk(tx_counters(c, v, 0), DROP_DOWN, pkts, n);
+			return;
+		}
+		q = v->txq[c->pmd_idx % v->n_txq];
+		ctr = tx_counters(c, v, q);
+		for (i = 0; i < n; i++) {
+			if (unlikely(pkts[i]->pkt_len > (uint32_t)v->max_frame + RTE_VLAN_HLEN)) {
+				/* Rare: keep order by dropping in place. */
+				struct rte_mbuf *m = pkts[i];
+
+				memmove(&pkts[i], &pkts[i + 1], (n - i - 1) * sizeof(pkts[0]));
+				n--;
+				i--;
+				ctr->drops[DROP_MTU]++;
+				rte_pktmbuf_free(m);
+				continue;
+			}
+			if (!v->guest_csum && (pkts[i]->ol_flags & RTE_MBUF_F_TX_L4_MASK))
+				complete_l4_csum(pkts[i]);
+			bytes += pkts[i]->pkt_len;
+		}
+		sent = rte_vhost_enqueue_burst(v->vid, q * 2, pkts, n);
+		ctr->packets += sent;
+		if (unlikely(sent < n)) {
+			for (i = sent; i < n; i++)
+				bytes -= pkts[i]->pkt_len;
+			ctr->drops[DROP_QUEUE_FULL] += n - sent;
+		}
+		ctr->bytes += bytes;
+		/* rte_vhost copied the data; the mbufs are ours to free. */
+		rte_pktmbuf_free_bulk(pkts, n);
+		return;
+	case PORT_SINK:
+		ctr = tx_counters(c, v, 0);
+		for (i = 0; i < n; i++)
+			bytes += pkts[i]->pkt_len;
+		ctr->packets += n;
+		ctr->bytes += bytes;
+		rte_pktmbuf_free_bulk(pkts, n);
+		return;
+	case PORT_REFLECTOR:
+		reflect_burst(c, idx, pkts, n);
+		return;
+	default:
+		rte_pktmbuf_free_bulk(pkts, n);
+		return;
+	}
+}
+
+static void
+reflect_burst(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
+{
+	const struct dp_port_view *v = &c->snap->ports[idx];
+	struct dp_counters *ctr = tx_counters(c, v, 0);
+	struct rte_mbuf *out[DP_BURST];
+	uint16_t n_out = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		struct rte_ether_hdr *eth;
+		struct rte_ether_addr tmp;
+
+		ctr->packets++;
+		ctr->bytes += m->pkt_len;
+		/* A shared (flooded) frame must not be edited: bounce a copy. */
+		if (rte_mbuf_refcnt_read(m) > 1 || RTE_MBUF_CLONED(m)) {
+			struct rte_mbuf *cp = rte_pktmbuf_copy(m, c->mp, 0, UINT32_MAX);
+
+			rte_pktmbuf_free(m);
+			if (cp == NULL) {
+				ctr->drops[DROP_NO_MBUF]++;
+				continue;
+			}
+			m = cp;
+		}
+		if (m->hash.usr == REFLECTED_MARK) {
+			ctr->drops[DROP_FILTERED]++;
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+		rte_ether_addr_copy(&eth->src_addr, &tmp);
+		rte_ether_addr_copy(&eth->dst_addr, &eth->src_addr);
+		rte_ether_addr_copy(&tmp, &eth->dst_addr);
+		m->hash.usr = REFLECTED_MARK;
+		out[n_out++] = m;
+	}
+	/* The bounced frames enter the bridge as if received on the reflector. */
+	if (n_out > 0)
+		fwd_process(c, idx, 0, out, n_out);
+}
+
+static inline void
+txb_add(struct fwd_ctx *c, uint16_t out, struct rte_mbuf *m)
+{
+	struct fwd_txbuf *b = &c->txb[out];
+
+	if (b->n == 0)
+		c->dirty[c->n_dirty++] = out;
+	else if (unlikely(b->n == DP_BURST)) {
+		port_tx(c, out, b->pkts, b->n);
+		b->n = 0;
+	}
+	b->pkts[b->n++] = m;
+}
+
+void
+fwd_flush(struct fwd_ctx *c)
+{
+	/* Reflectors may append new destinations while we walk the list. */
+	for (uint16_t i = 0; i < c->n_dirty; i++) {
+		uint16_t out = c->dirty[i];
+		struct fwd_txbuf *b = &c->txb[out];
+		uint16_t n = b->n;
+
+		b->n = 0;
+		if (n > 0)
+			port_tx(c, out, b->pkts, n);
+	}
+	c->n_dirty = 0;
+}
+
+static inline bool
+vlan_member(const struct dp_port_view *v, uint16_t vlan)
+{
+	switch (v->vlan_mode) {
+	case VLAN_MODE_ACCESS:
+		return v->tag == vlan;
+	case VLAN_MODE_TRUNK:
+		return vlan == 0 || (v->trunks[vlan >> 6] >> (vlan & 63)) & 1;
+	default:
+		return true;
+	}
+}
+
+/* Whether a frame of @vlan leaves @v with an 802.1Q tag. */
+static inline bool
+egress_tagged(const struct dp_port_view *v, uint16_t vlan)
+{
+	return v->vlan_mode != VLAN_MODE_ACCESS && vlan != 0;
+}
+
+/* Make @m carry (or not carry) the tag of @vlan; false if impossible. */
+static bool
+retag(struct rte_mbuf *m, bool tagged_now, bool want_tag, uint16_t vlan)
+{
+	if (tagged_now == want_tag)
+		return true;
+	if (want_tag) {
+		m->vlan_tci = vlan;
+		if (rte_vlan_insert(&m) != 0)
+			return false;
+		if (m->ol_flags & RTE_MBUF_F_TX_L4_MASK)
+			m->l2_len += RTE_VLAN_HLEN;
+		return true;
+	}
+	if (m->data_len < RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN)
+		return false;
+	memmove(rte_pktmbuf_mtod_offset(m, char *, RTE_VLAN_HLEN), rte_pktmbuf_mtod(m, char *),
+		2 * RTE_ETHER_ADDR_LEN);
+	rte_pktmbuf_adj(m, RTE_VLAN_HLEN);
+	if ((m->ol_flags & RTE_MBUF_F_TX_L4_MASK) && m->l2_len >= RTE_VLAN_HLEN)
+		m->l2_len -= RTE_VLAN_HLEN;
+	return true;
+}
+
+static void
+flood(struct fwd_ctx *c, const struct dp_bridge_view *bv, uint16_t in, struct rte_mbuf *m,
+	uint16_t vlan, bool tagged, struct dp_counters *rxc)
+{
+	uint16_t same[DP_MAX_PORTS], other[DP_MAX_PORTS];
+	uint16_t n_same = 0, n_other = 0;
+	struct rte_mbuf *m2;
+
+	for (uint16_t i = 0; i < bv->n_ports; i++) {
+		uint16_t o = bv->ports[i];
+		const struct dp_port_view *ov = &c->snap->ports[o];
+
+		if (o == in || !ov->up || !vlan_member(ov, vlan))
+			continue;
+		if (egress_tagged(ov, vlan) == tagged)
+			same[n_same++] = o;
+		else
+			other[n_other++] = o;
+	}
+	if (n_same + n_other == 0) {
+		rxc->drops[DROP_NO_DEST]++;
+		rte_pktmbuf_free(m);
+		return;
+	}
+	m2 = NULL;
+	if (n_other > 0) {
+		if (n_same == 0) {
+			m2 = m;
+			m = NULL;
+		} else {
+			m2 = rte_pktmbuf_copy(m, c->mp, 0, UINT32_MAX);
+			if (m2 == NULL)
+				rxc->drops[DROP_NO_MBUF] += n_other;
+		}
+		if (m2 != NULL && !retag(m2, tagged, !tagged, vlan)) {
+			rxc->drops[DROP_NO_MBUF] += n_other;
+			rte_pktmbuf_free(m2);
+			m2 = NULL;
+		}
+	}
+	if (m != NULL) {
+		rte_mbuf_refcnt_update(m, (int16_t)(n_same - 1));
+		for (uint16_t i = 0; i < n_same; i++)
+			txb_add(c, same[i], m);
+	}
+	if (m2 != NULL) {
+		rte_mbuf_refcnt_update(m2, (int16_t)(n_other - 1));
+		for (uint16_t i = 0; i < n_other; i++)
+			txb_add(c, other[i], m2);
+	}
+}
+
+static void
+bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
+	struct rte_mbuf **pkts, uint16_t n, struct dp_counters *rxc)
+{
+	const struct dp_bridge_view *bv = &c->snap->bridges[iv->bridge];
+	struct mac_table *macs = bv->br->macs;
+
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		struct rte_ether_hdr *eth;
+		uint16_t vlan = 0, out;
+		bool tagged = false;
+
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+		if (unlikely(m->data_len < RTE_ETHER_HDR_LEN)) {
+			rxc->drops[DROP_FILTERED]++;
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+		if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN)) {
+			const struct rte_vlan_hdr *vh = (const struct rte_vlan_hdr *)(eth + 1);
+
+			if (unlikely(m->data_len < RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN)) {
+				rxc->drops[DROP_FILTERED]++;
+				rte_pktmbuf_free(m);
+				continue;
+			}
+			tagged = true;
+			vlan = rte_be_to_cpu_16(vh->vlan_tci) & 0xfff;
+		}
+		if (unlikely(m->pkt_len > (uint32_t)iv->max_frame + (tagged ? RTE_VLAN_HLEN : 0))) {
+			rxc->drops[DROP_MTU]++;
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		switch (iv->vlan_mode) {
+		case VLAN_MODE_ACCESS:
+			if (unlikely(tagged)) {
+				rxc->drops[DROP_VLAN]++;
+				rte_pktmbuf_free(m);
+				continue;
+			}
+			vlan = iv->tag;
+			break;
+		case VLAN_MODE_TRUNK:
+			if (unlikely(tagged && !vlan_member(iv, vlan))) {
+				rxc->drops[DROP_VLAN]++;
+				rte_pktmbuf_free(m);
+				continue;
+			}
+			break;
+		default:
+			break;
+		}
+		if (likely(!rte_is_multicast_ether_addr(&eth->src_addr)))
+			mac_table_learn(macs, eth->src_addr.addr_bytes, vlan, in);
+		if (rte_is_multicast_ether_addr(&eth->dst_addr)) {
+			flood(c, bv, in, m, vlan, tagged, rxc);
+			continue;
+		}
+		out = mac_table_lookup(macs, eth->dst_addr.addr_bytes, vlan);
+		if (out == DP_NONE || out >= DP_MAX_PORTS || c->snap->ports[out].bridge != iv->bridge ||
+			!vlan_member(&c->snap->ports[out], vlan)) {
+			flood(c, bv, in, m, vlan, tagged, rxc);
+			continue;
+		}
+		if (unlikely(out == in)) {
+			/* The destination sits behind the ingress port. */
+			rxc->drops[DROP_FILTERED]++;
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		if (!retag(m, tagged, egress_tagged(&c->snap->ports[out], vlan), vlan)) {
+			rxc->drops[DROP_NO_MBUF]++;
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		txb_add(c, out, m);
+	}
+}
+
+void
+fwd_process(struct fwd_ctx *c, uint16_t in, uint16_t q, struct rte_mbuf **pkts, uint16_t n)
+{
+	const struct dp_port_view *iv = &c->snap->ports[in];
+	struct dp_counters *rxc = &iv->port->stats->rx[q];
+
+	if (iv->peer != DP_NONE) {
+		/* Cross-connect: no lookup, no copy, the whole burst at once. */
+		uint16_t peer = iv->peer;
+
+		if (c->txb[peer].n > 0) {
+			for (uint16_t i = 0; i < n; i++)
+				txb_add(c, peer, pkts[i]);
+		} else {
+			port_tx(c, peer, pkts, n);
+		}
+		return;
+	}
+	if (iv->bridge != DP_NONE) {
+		bridge_process(c, iv, in, pkts, n, rxc);
+		return;
+	}
+	drop_bulk(rxc, DROP_NO_DEST, pkts, n);
+}
+
+uint16_t
+fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq)
+{
+	const struct dp_port_view *v = &c->snap->ports[rxq->port];
+	struct rte_mbuf *pkts[DP_BURST];
+	struct dp_counters *rxc;
+	uint64_t bytes = 0;
+	uint16_t n;
+
+	if (v->type != PORT_VHOST_USER || v->vid < 0)
+		return 0;
+	n = rte_vhost_dequeue_burst(v->vid, rxq->queue * 2 + 1, c->mp, pkts, DP_BURST);
+	if (n == 0)
+		return 0;
+	rxc = &v->port->stats->rx[rxq->queue];
+	for (uint16_t i = 0; i < n; i++)
+		bytes += pkts[i]->pkt_len;
+	rxc->packets += n;
+	rxc->bytes += bytes;
+	if (unlikely(!v->up)) {
+		drop_bulk(rxc, DROP_DOWN, pkts, n);
+		return n;
+	}
+	fwd_process(c, rxq->port, rxq->queue, pkts, n);
+	return n;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The per-burst switching logic run by PMD threads: receive a burst from a
+ * queue, decide each frame's destinations (cross-connect, MAC learning
+ * bridge with VLANs, reflector), batch per destination and transmit.
+ * No locks, no syscalls, no allocation except mbufs for VLAN-changing floods.
+ */
+#ifndef VHOSTD_FORWARD_H
+#define VHOSTD_FORWARD_H
+
+#include <stdint.h>
+
+#include "datapath.h"
+
+struct rte_mbuf;
+
+struct fwd_txbuf {
+	uint16_t n;
+	struct rte_mbuf *pkts[DP_BURST];
+};
+
+struct fwd_ctx {
+	uint16_t pmd_idx;
+	const struct dp_snapshot *snap;
+	struct rte_mempool *mp;
+	uint16_t n_dirty;
+	uint16_t dirty[DP_MAX_PORTS];
+	struct fwd_txbuf txb[DP_MAX_PORTS];
+};
+
+/* Receive one burst from @rxq and forward it; returns the frames received. */
+uint16_t fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq);
+/* Transmit everything batched so far. Must run before the snapshot changes. */
+void fwd_flush(struct fwd_ctx *c);
+/* Forward frames received on @in_port queue @q (also used by tests). */
+void fwd_process(struct fwd_ctx *c, uint16_t in_port, uint16_t q, struct rte_mbuf **pkts,
+	uint16_t n);
+
+#endif

@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <linux/virtio_net.h>
+#include <rte_vhost.h>
+
+#include "datapath.h"
+#include "log.h"
+#include "vhost_net.h"
+
+/*
+ * Offloads we never offer: segmentation would hand us 64 KiB frames that a
+ * frontend without the same feature could not take, and the switch does not
+ * resegment. Checksum and mergeable buffers are per-port options.
+ */
+#define VHOSTD_DISABLED_FEATURES \
+	((1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6) | \
+		(1ULL << VIRTIO_NET_F_HOST_ECN) | (1ULL << VIRTIO_NET_F_HOST_UFO) | \
+		(1ULL << VIRTIO_NET_F_GUEST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO6) | \
+		(1ULL << VIRTIO_NET_F_GUEST_ECN) | (1ULL << VIRTIO_NET_F_GUEST_UFO))
+
+static struct port *
+port_of_vid(int vid)
+{
+	char path[PATH_MAX];
+
+	if (rte_vhost_get_ifname(vid, path, sizeof(path)) != 0)
+		return NULL;
+	return dp_port_find_by_socket(path);
+}
+
+static int
+new_device(int vid)
+{
+	struct port *p;
+	uint64_t features = 0;
+	uint16_t nr;
+
+	dp_lock();
+	p = port_of_vid(vid);
+	if (p == NULL || p->deleting) {
+		dp_unlock();
+		return -1;
+	}
+	rte_vhost_get_negotiated_features(vid, &features);
+	nr = rte_vhost_get_vring_num(vid);
+	/* We poll: the frontend need not kick us. */
+	for (uint16_t i = 0; i < nr; i++)
+		rte_vhost_enable_guest_notification(vid, i, 0);
+	p->vid = vid;
+	p->nr_vring = nr;
+	p->features = features;
+	p->connects++;
+	VLOG_INFO("port %s: frontend connected (vid %d, %u vrings, features 0x%" PRIx64 ")",
+		p->conf.name, vid, nr, features);
+	dp_publish();
+	dp_unlock();
+	return 0;
+}
+
+static void
+destroy_device(int vid)
+{
+	struct port *p;
+
+	dp_lock();
+	p = port_of_vid(vid);
+	if (p != NULL && p->vid == vid) {
+		p->vid = -1;
+		p->vring_enabled = 0;
+		p->disconnects++;
+		VLOG_INFO("port %s: frontend disconnected", p->conf.name);
+		/* dp_publish() waits for every PMD to drop the old vid. */
+		dp_publish();
+	}
+	dp_unlock();
+}
+
+static int
+vring_state_changed(int vid, uint16_t vring, int enable)
+{
+	struct port *p;
+
+	if (vring >= 64)
+		return 0;
+	dp_lock();
+	p = port_of_vid(vid);
+	if (p != NULL) {
+		if (enable)
+			p->vring_enabled |= 1ULL << vring;
+		else
+			p->vring_enabled &= ~(1ULL << vring);
+		VLOG_DEBUG("port %s: vring %u %s", p->conf.name, vring,
+			enable ? "enabled" : "disabled");
+		if (p->vid == vid) {
+			if (enable)
+				rte_vhost_enable_guest_notification(vid, vring, 0);
+			dp_publish();
+		}
+	}
+	dp_unlock();
+	return 0;
+}
+
+static const struct rte_vhost_device_ops net_ops = {
+	.new_device = new_device,
+	.destroy_device = destroy_device,
+	.vring_state_changed = vring_state_changed,
+};
+
+static int
+mkdir_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int
+vhost_net_check_socket(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(path, &st) != 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket", path);
+		return -EEXIST;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	if (rc == 0) {
+		snprintf(err, errlen, "socket %s is in use by another process", path);
+		return -EADDRINUSE;
+	}
+	/* Nobody listens: a leftover of a crashed process. */
+	if (unlink(path) != 0 && errno != ENOENT) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot remove stale socket %s: %s", path, strerror(errno));
+		return rc;
+	}
+	return 0;
+}
+
+int
+vhost_net_start(struct port *p, char *err, size_t errlen)
+{
+	const char *path = p->conf.socket;
+	uint64_t flags = p->conf.client ? RTE_VHOST_USER_CLIENT : 0;
+	uint64_t disable = VHOSTD_DISABLED_FEATURES;
+	int rc;
+
+	if (!p->conf.client) {
+		rc = vhost_net_check_socket(path, err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	rc = mkdir_parent(path);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot create the directory of %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	if (!p->conf.csum)
+		disable |= (1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM);
+	if (!p->conf.mrg_rxbuf)
+		disable |= 1ULL << VIRTIO_NET_F_MRG_RXBUF;
+	if (rte_vhost_driver_register(path, flags) != 0) {
+		snprintf(err, errlen, "rte_vhost cannot register %s (see the log above)", path);
+		return -EINVAL;
+	}
+	if (rte_vhost_driver_disable_features(path, disable) != 0 ||
+		rte_vhost_driver_callback_register(path, &net_ops) != 0) {
+		snprintf(err, errlen, "rte_vhost rejected the settings of %s", path);
+		rte_vhost_driver_unregister(path);
+		return -EINVAL;
+	}
+	if (rte_vhost_driver_start(path) != 0) {
+		snprintf(err, errlen, "cannot %s %s (see the log above)",
+			p->conf.client ? "connect to" : "listen on", path);
+		rte_vhost_driver_unregister(path);
+		return -EADDRINUSE;
+	}
+	if (!p->conf.client)
+		chmod(path, 0660);
+	return 0;
+}
+
+void
+vhost_net_stop(struct port *p)
+{
+	const char *path = p->conf.socket;
+
+	if (rte_vhost_driver_unregister(path) != 0)
+		VLOG_WARN("port %s: rte_vhost could not unregister %s", p->conf.name, path);
+	/* rte_vhost leaves a server socket file behind. */
+	if (!p->conf.client)
+		unlink(path);
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vhost-user net ports over DPDK's rte_vhost (built-in virtio-net path).
+ * rte_vhost runs the protocol in its own event thread; its callbacks update
+ * the port under dp_lock() and republish the datapath snapshot. The PMD
+ * threads call rte_vhost_dequeue_burst()/rte_vhost_enqueue_burst().
+ */
+#ifndef VHOSTD_VHOST_NET_H
+#define VHOSTD_VHOST_NET_H
+
+#include <stddef.h>
+
+struct port;
+
+/*
+ * Register and start the socket of @p (server: listen, client: connect and
+ * keep reconnecting). Called with dp_lock held. Returns 0 or a negative
+ * errno with a message in @err (e.g. -EADDRINUSE for a live socket).
+ */
+int vhost_net_start(struct port *p, char *err, size_t errlen);
+
+/*
+ * Close the socket and disconnect the frontend. Must be called WITHOUT
+ * dp_lock: rte_vhost runs destroy_device from here and may wait for its
+ * event thread, which takes dp_lock.
+ */
+void vhost_net_stop(struct port *p);
+
+/* Check that a server socket can be created at @path (in use, not a socket). */
+int vhost_net_check_socket(const char *path, char *err, size_t errlen);
+
+#endif
