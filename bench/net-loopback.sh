@@ -228,9 +228,13 @@ stop_pids() {
 	for p in "$@"; do wait "$p" 2>/dev/null || true; done
 }
 
-# Remove hugepage files and the EAL runtime dir of one of OUR prefixes.
+# Remove hugepage files and the EAL runtime dir of one of OUR prefixes, and
+# only once this run has used it (see use_prefix).
+declare -A USED_PREFIX
+use_prefix() { USED_PREFIX[$1]=1; }
 clean_prefix() {
 	local pfx=$1 mnt
+	[ -n "${USED_PREFIX[$pfx]:-}" ] || return 0
 	while read -r _ mnt fstype _; do
 		[ "$fstype" = hugetlbfs ] || continue
 		rm -f "$mnt/${pfx}map_"* 2>/dev/null || true
@@ -303,6 +307,7 @@ start_testpmd_vhost() {
 	local d="$TMP/testpmd-vhost"
 	mkdir -p "$d"
 	SOCK0="$d/a.sock" SOCK1="$d/b.sock"
+	use_prefix "$TPSW_PREFIX"
 	# Non-interactive with --stats-period: runs until SIGTERM/SIGINT.
 	taskset -c "$SW_CPU" "$TESTPMD" --lcores "0@$SW_CPU,1@$SW_CPU" -m "$TESTPMD_SW_MEM" \
 		--file-prefix "$TPSW_PREFIX" --in-memory --no-pci \
@@ -323,6 +328,7 @@ ovs_ofctl() { ovs-ofctl "$@"; }
 start_ovs() {
 	local d=$OVSDIR pid i
 	mkdir -p "$d/run" "$d/db" "$d/log" "$d/etc"
+	use_prefix "$OVS_PREFIX"
 	export OVS_RUNDIR="$d/run" OVS_DBDIR="$d/db" OVS_LOGDIR="$d/log" \
 		OVS_SYSCONFDIR="$d/etc" OVS_PKGDATADIR=/usr/share/openvswitch
 	ovsdb-tool create "$d/db/conf.db" /usr/share/openvswitch/vswitch.ovsschema
@@ -425,6 +431,7 @@ start_vhostd() {  # mode: bridge|xconnect
   "xconnects": $xc
 }
 EOF
+	use_prefix "$VHOSTD_PREFIX"
 	taskset -c "$SW_CPU" "$VHOSTD" -c "$d/vhostd.json" </dev/null >"$d/vhostd.log" 2>&1 &
 	pid=$!
 	SW_PIDS+=("$pid")
@@ -444,6 +451,7 @@ run_gen() {  # switch size repetition
 	tag="$sw, ${size} B"
 	[ "$REPEAT" -gt 1 ] && tag="$tag, run $n/$REPEAT"
 	log "$tag: warm-up ${WARMUP} s, measuring ${DURATION} s"
+	use_prefix "$GEN_PREFIX"
 	# Run tpgen in the background so that SIGINT/SIGTERM reach our trap.
 	python3 "$BENCH_DIR/tpgen.py" --testpmd "$TESTPMD" --cpu "$GEN_CPU" \
 		--prefix "$GEN_PREFIX" --mem "$GEN_MEM" --sock0 "$SOCK0" --sock1 "$SOCK1" \
