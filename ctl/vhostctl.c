@@ -1048,7 +1048,7 @@ stats_watch(const struct opts *o, const char *port, double interval)
 			continue;
 		if (o->json) {
 			/* One line per sample, for tools that read a stream. */
-			line = json_dumps(rates, JSON_COMPACT);
+			line = json_dumps(rates, JSON_COMPACT | JSON_REAL_PRECISION(9));
 			if (line != NULL)
 				printf("%s\n", line);
 			free(line);
@@ -1185,7 +1185,7 @@ cmd_object(const struct opts *o, const char *obj, int argc, char **argv)
 	int rc;
 
 	if (argc == 0)
-		return usage_error("%s: missing verb (try 'vhostctl --help')", obj);
+		return usage_error("%s: missing verb", obj);
 	verb = argv[0];
 	argc--;
 	argv++;
