@@ -285,8 +285,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 wait_sockets() {  # timeout_s pid sock...
-	local t=$1 pid=$2 i s ok; shift 2
-	for i in $(seq 1 $((t * 10))); do
+	local t=$1 pid=$2 s ok; shift 2
+	for _ in $(seq 1 $((t * 10))); do
 		ok=1
 		for s in "$@"; do [ -S "$s" ] || ok=0; done
 		[ $ok = 1 ] && return 0
@@ -326,7 +326,7 @@ ovs_vsctl() { ovs-vsctl --db="unix:$OVSDIR/run/db.sock" --timeout=30 "$@"; }
 ovs_ofctl() { ovs-ofctl "$@"; }
 
 start_ovs() {
-	local d=$OVSDIR pid i
+	local d=$OVSDIR pid
 	mkdir -p "$d/run" "$d/db" "$d/log" "$d/etc"
 	use_prefix "$OVS_PREFIX"
 	export OVS_RUNDIR="$d/run" OVS_DBDIR="$d/db" OVS_LOGDIR="$d/log" \
@@ -356,7 +356,7 @@ start_ovs() {
 	}
 	pid=$(cat "$d/run/ovs-vswitchd.pid")
 	SW_PIDS+=("$pid")
-	for i in $(seq 1 600); do
+	for _ in $(seq 1 600); do
 		[ "$(ovs_vsctl get Open_vSwitch . dpdk_initialized 2>/dev/null)" = true ] && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
@@ -416,7 +416,7 @@ start_vhostd() {  # mode: bridge|xconnect
 	if [ "$mode" = bridge ]; then
 		pa=', "bridge": "br0"' pb=', "bridge": "br0"' xc='[]'
 	else
-		pa= pb= xc='[{"name": "x0", "ports": ["a", "b"]}]'
+		pa='' pb='' xc='[{"name": "x0", "ports": ["a", "b"]}]'
 	fi
 	cat >"$d/vhostd.json" <<EOF
 {
@@ -447,7 +447,7 @@ EOF
 declare -A RX0 RX1 STATUS
 
 run_gen() {  # switch size repetition
-	local sw=$1 size=$2 n=$3 glog="$TMP/gen-$1-$2-$3.log" out line r0= r1= rc tag
+	local sw=$1 size=$2 n=$3 glog="$TMP/gen-$1-$2-$3.log" out line r0='' r1='' rc tag
 	tag="$sw, ${size} B"
 	[ "$REPEAT" -gt 1 ] && tag="$tag, run $n/$REPEAT"
 	log "$tag: warm-up ${WARMUP} s, measuring ${DURATION} s"
