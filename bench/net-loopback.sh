@@ -211,9 +211,9 @@ GEN_PID=
 # Stop a list of pids: SIGTERM, wait up to STOP_WAIT (default 15) seconds,
 # then SIGKILL.  Only pids this script started are ever passed here.
 stop_pids() {
-	local p alive i
+	local p alive
 	for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-	for i in $(seq 1 $(( ${STOP_WAIT:-15} * 10 ))); do
+	for _ in $(seq 1 $(( ${STOP_WAIT:-15} * 10 ))); do
 		alive=0
 		for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
 		[ $alive = 0 ] && break
