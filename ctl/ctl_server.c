@@ -415,6 +415,12 @@ process_input(struct ctl_server *s, struct ctl_client *c)
 	 * every short line of a large read would be quadratic. */
 	if (c->rpos == c->rlen) {
 		c->rpos = c->rlen = 0;
+		/* Do not keep a big request's buffer for an idle client. */
+		if (c->rcap > 2 * READ_CHUNK) {
+			free(c->rbuf);
+			c->rbuf = NULL;
+			c->rcap = 0;
+		}
 	} else if (c->rpos > 0) {
 		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
 		c->rlen -= c->rpos;
@@ -425,21 +431,27 @@ process_input(struct ctl_server *s, struct ctl_client *c)
 static void
 client_read(struct ctl_server *s, struct ctl_client *c)
 {
-	size_t budget = READ_BUDGET;
+	size_t budget = READ_BUDGET, cap;
 	ssize_t n;
 	char *p;
 
 	while (can_read(c) && budget > 0) {
 		if (c->rcap - c->rlen < READ_CHUNK) {
-			/* rlen stays below CTL_MAX_REQUEST + READ_CHUNK: longer
-			 * partial lines are rejected by process_input(). */
-			p = realloc(c->rbuf, c->rlen + READ_CHUNK);
+			/* Grow geometrically, but rlen never exceeds
+			 * CTL_MAX_REQUEST when reading (longer partial lines are
+			 * rejected by process_input()), which bounds the size. */
+			cap = c->rcap ? c->rcap * 2 : 2 * READ_CHUNK;
+			if (cap > CTL_MAX_REQUEST + 2 * READ_CHUNK)
+				cap = CTL_MAX_REQUEST + 2 * READ_CHUNK;
+			if (cap < c->rlen + READ_CHUNK)
+				cap = c->rlen + READ_CHUNK;
+			p = realloc(c->rbuf, cap);
 			if (p == NULL) {
 				c->dead = true;
 				return;
 			}
 			c->rbuf = p;
-			c->rcap = c->rlen + READ_CHUNK;
+			c->rcap = cap;
 		}
 		n = recv(c->fd, c->rbuf + c->rlen, READ_CHUNK, MSG_DONTWAIT);
 		if (n > 0) {
