@@ -81,9 +81,37 @@ claim_slot(struct mac_entry *e, uint64_t old, uint64_t key, uint64_t val)
 	if (!__atomic_compare_exchange_n(&e->key, &old, KEY_BUSY, false, __ATOMIC_ACQ_REL,
 		    __ATOMIC_RELAXED))
 		return false;
+	/* BUSY must be visible before the new value (free on x86). */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
 	__atomic_store_n(&e->val, val, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->key, key, __ATOMIC_RELEASE);
 	return true;
+}
+
+/*
+ * Rewrite the value of @e, which held @key, through BUSY like a new owner:
+ * a plain store could land after the slot was aged, flushed or reclaimed
+ * for another key and give that key our port. A learner losing a race
+ * gives up (the next frame learns again); a static entry waits for a
+ * concurrent refresh of the same key to finish.
+ */
+static void
+update_slot(struct mac_entry *e, uint64_t key, uint64_t val, bool is_static)
+{
+	uint64_t old = key, v;
+
+	while (!__atomic_compare_exchange_n(&e->key, &old, KEY_BUSY, false, __ATOMIC_ACQ_REL,
+		__ATOMIC_RELAXED)) {
+		if (!is_static || old != KEY_BUSY)
+			return;
+		old = key;
+	}
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	/* A static entry is only replaced by another static one. */
+	v = __atomic_load_n(&e->val, __ATOMIC_RELAXED);
+	if (!(v & VAL_STATIC) || is_static)
+		__atomic_store_n(&e->val, val, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->key, key, __ATOMIC_RELEASE);
 }
 
 static void
@@ -103,7 +131,7 @@ insert(struct mac_table *t, uint64_t key, uint64_t val, bool is_static)
 				if ((v & VAL_STATIC) && !is_static)
 					return;
 				if (v != val)
-					__atomic_store_n(&b[i].val, val, __ATOMIC_RELAXED);
+					update_slot(&b[i], key, val, is_static);
 				return;
 			}
 			if (pass == 0)
@@ -240,7 +268,10 @@ mac_table_walk(const struct mac_table *t, void (*fn)(const struct mac_table_row 
 		uint64_t v = __atomic_load_n(&e->val, __ATOMIC_RELAXED);
 		struct mac_table_row row;
 
-		if (!(k & KEY_VALID) || val_expired(v, mac_clock_s, t->aging_s))
+		/* Like a lookup: the value must still belong to the key. */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (!(k & KEY_VALID) || __atomic_load_n(&e->key, __ATOMIC_RELAXED) != k ||
+			val_expired(v, mac_clock_s, t->aging_s))
 			continue;
 		for (int b = 0; b < 6; b++)
 			row.mac[b] = (uint8_t)(k >> (56 - 8 * b));
