@@ -40,7 +40,7 @@ remaining(int64_t deadline)
 static int
 wait_fd(int fd, short events, int64_t deadline)
 {
-	struct pollfd pfd = { .fd = fd, .events = events };
+	struct pollfd pfd = {.fd = fd, .events = events};
 	int n, left;
 
 	for (;;) {
@@ -67,7 +67,7 @@ transport_error(struct ctl_error *err, int rc, const char *what, const char *pat
 static int
 connect_socket(const char *path, int64_t deadline, int *out)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd, rc;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -182,8 +182,7 @@ bad_response(struct ctl_error *err, const char *why)
 }
 
 static int
-decode_response(const char *buf, size_t len, json_int_t id, json_t **result,
-	struct ctl_error *err)
+decode_response(const char *buf, size_t len, json_int_t id, json_t **result, struct ctl_error *err)
 {
 	json_t *resp, *rid, *v, *e, *data;
 	json_error_t jerr;
@@ -203,7 +202,7 @@ decode_response(const char *buf, size_t len, json_int_t id, json_t **result,
 	rid = json_object_get(resp, "id");
 	e = json_object_get(resp, "error");
 	if (!(json_is_integer(rid) && json_integer_value(rid) == id) &&
-			!(json_is_null(rid) && e != NULL)) {
+		!(json_is_null(rid) && e != NULL)) {
 		rc = bad_response(err, "id mismatch");
 		goto out;
 	}
@@ -216,7 +215,7 @@ decode_response(const char *buf, size_t len, json_int_t id, json_t **result,
 		goto out;
 	}
 	if (!json_is_integer(json_object_get(e, "code")) ||
-			!json_is_string(json_object_get(e, "message")))
+		!json_is_string(json_object_get(e, "message")))
 		goto out;
 	data = json_object_get(e, "data");
 	ctl_error_set(err, (int)json_integer_value(json_object_get(e, "code")),
@@ -270,8 +269,8 @@ ctl_client_call(const char *sock_path, const char *method, json_t *params, int t
 	if (rc < 0) {
 		if (wrc < 0 && wrc != -EPIPE && wrc != -ECONNRESET)
 			rc = wrc;
-		transport_error(err, rc, rc == -ETIMEDOUT ? "no answer from" : "read from",
-			sock_path);
+		transport_error(
+			err, rc, rc == -ETIMEDOUT ? "no answer from" : "read from", sock_path);
 		goto out;
 	}
 	rc = decode_response(line, len, id, result, err);

@@ -45,20 +45,20 @@ struct ctl_method {
 struct ctl_client {
 	int fd;
 	unsigned int slot;
-	uint32_t serial;   /* tells a stale epoll event from a reused slot */
-	uint32_t events;   /* epoll events currently registered */
+	uint32_t serial; /* tells a stale epoll event from a reused slot */
+	uint32_t events; /* epoll events currently registered */
 	char *rbuf;
-	size_t rpos;       /* start of the unprocessed input */
+	size_t rpos; /* start of the unprocessed input */
 	size_t rlen;
 	size_t rcap;
 	char *wbuf;
-	size_t woff;       /* start of the unsent output */
+	size_t woff; /* start of the unsent output */
 	size_t wlen;
 	size_t wcap;
-	bool rd_eof;       /* peer shut down its sending side */
-	bool wr_dead;      /* peer cannot receive any more: output dropped */
-	bool closing;      /* protocol violation: flush the error, then close */
-	bool dead;         /* socket error: close now */
+	bool rd_eof;  /* peer shut down its sending side */
+	bool wr_dead; /* peer cannot receive any more: output dropped */
+	bool closing; /* protocol violation: flush the error, then close */
+	bool dead;    /* socket error: close now */
 	uint64_t last_active_ms;
 };
 
@@ -120,7 +120,7 @@ ctl_server_register(struct ctl_server *s, const char *method, ctl_method_fn fn, 
 		return -ENOMEM;
 	}
 	s->methods = m;
-	s->methods[s->nmethods++] = (struct ctl_method){ .name = name, .fn = fn, .arg = arg };
+	s->methods[s->nmethods++] = (struct ctl_method){.name = name, .fn = fn, .arg = arg};
 	return 0;
 }
 
@@ -161,8 +161,8 @@ dispatch(const struct jsonrpc_request *req, void *arg)
 		return jsonrpc_error(req->id, JSONRPC_INTERNAL_ERROR,
 			"Internal error: method failed without a reason", NULL);
 	if (err.code == 0 || err.code == JSONRPC_APP_ERROR)
-		return jsonrpc_app_error(req->id, err.err_no,
-			err.message[0] ? err.message : strerror(err.err_no));
+		return jsonrpc_app_error(
+			req->id, err.err_no, err.message[0] ? err.message : strerror(err.err_no));
 	return jsonrpc_error(req->id, err.code, err.message[0] ? err.message : "Error", NULL);
 }
 
@@ -171,7 +171,7 @@ dispatch(const struct jsonrpc_request *req, void *arg)
 static int
 epoll_set(struct ctl_server *s, int op, int fd, uint32_t events, uint64_t tag)
 {
-	struct epoll_event ev = { .events = events, .data.u64 = tag };
+	struct epoll_event ev = {.events = events, .data.u64 = tag};
 
 	return epoll_ctl(s->epfd, op, fd, &ev) < 0 ? -errno : 0;
 }
@@ -297,7 +297,7 @@ queue_response(struct ctl_client *c, json_t *resp)
 	if (c->wr_dead)
 		return;
 	if (json_dump_callback(resp, wbuf_append_cb, c, JSON_COMPACT) == 0 &&
-			wbuf_append_cb("\n", 1, c) == 0)
+		wbuf_append_cb("\n", 1, c) == 0)
 		return;
 	/* Never send half an answer: replace it with a short error. The id is
 	 * not known here for batches, and the failure is memory anyway. */
@@ -305,7 +305,7 @@ queue_response(struct ctl_client *c, json_t *resp)
 	err = jsonrpc_error(json_object_get(resp, "id"), JSONRPC_INTERNAL_ERROR,
 		"Internal error: cannot encode the response", NULL);
 	if (err == NULL || json_dump_callback(err, wbuf_append_cb, c, JSON_COMPACT) != 0 ||
-			wbuf_append_cb("\n", 1, c) != 0) {
+		wbuf_append_cb("\n", 1, c) != 0) {
 		c->wlen = mark;
 		c->dead = true;
 	}
@@ -486,8 +486,7 @@ client_update(struct ctl_server *s, struct ctl_client *c)
 		client_close(s, c);
 		return;
 	}
-	if ((c->rd_eof || c->closing || c->wr_dead) && !has_unprocessed(c) &&
-			pending_out(c) == 0) {
+	if ((c->rd_eof || c->closing || c->wr_dead) && !has_unprocessed(c) && pending_out(c) == 0) {
 		client_close(s, c);
 		return;
 	}
@@ -555,7 +554,7 @@ accept_clients(struct ctl_server *s)
 			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 				continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-					errno == ENOMEM) {
+				errno == ENOMEM) {
 				/* The listener would stay readable and spin the main
 				 * loop: stop watching it until the next tick. */
 				if (epoll_set(s, EPOLL_CTL_MOD, s->lfd, 0, TAG_LISTEN) == 0) {
@@ -600,8 +599,7 @@ on_tick(struct ctl_server *s)
 
 	/* Reading clears the readiness; the count does not matter. */
 	(void)read(s->tfd, &expirations, sizeof(expirations));
-	if (s->listen_paused &&
-			epoll_set(s, EPOLL_CTL_MOD, s->lfd, EPOLLIN, TAG_LISTEN) == 0)
+	if (s->listen_paused && epoll_set(s, EPOLL_CTL_MOD, s->lfd, EPOLLIN, TAG_LISTEN) == 0)
 		s->listen_paused = false;
 	for (i = 0; i < CTL_MAX_CLIENTS; i++) {
 		if (s->clients[i] != NULL && now - s->clients[i]->last_active_ms >= s->idle_ms)
@@ -726,7 +724,7 @@ set_group(const char *path, const char *group)
 int
 ctl_server_create(struct ctl_server **out, const char *path, mode_t mode, const char *group)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct ctl_server *s;
 	bool bound = false;
 	struct stat st;

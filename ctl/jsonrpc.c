@@ -58,8 +58,8 @@ jsonrpc_result(json_t *id, json_t *result)
 		return NULL;
 	}
 	if (json_object_set_new(resp, "jsonrpc", json_string("2.0")) < 0 ||
-			json_object_set_new(resp, "id", id ? json_incref(id) : json_null()) < 0 ||
-			json_object_set_new(resp, "result", result ? result : json_null()) < 0) {
+		json_object_set_new(resp, "id", id ? json_incref(id) : json_null()) < 0 ||
+		json_object_set_new(resp, "result", result ? result : json_null()) < 0) {
 		json_decref(resp);
 		return NULL;
 	}
@@ -78,7 +78,7 @@ jsonrpc_error(json_t *id, int code, const char *message, json_t *data)
 		goto fail;
 	/* json_string() rejects invalid UTF-8; never lose the error for it. */
 	if (json_object_set_new(err, "message", json_string(message ? message : "")) < 0 &&
-			json_object_set_new(err, "message", json_string("(invalid message)")) < 0)
+		json_object_set_new(err, "message", json_string("(invalid message)")) < 0)
 		goto fail;
 	if (data != NULL && json_object_set_new(err, "data", data) < 0) {
 		data = NULL; /* consumed by the failed set */
@@ -86,8 +86,8 @@ jsonrpc_error(json_t *id, int code, const char *message, json_t *data)
 	}
 	data = NULL;
 	if (json_object_set_new(resp, "jsonrpc", json_string("2.0")) < 0 ||
-			json_object_set_new(resp, "id", id ? json_incref(id) : json_null()) < 0 ||
-			json_object_set_new(resp, "error", err) < 0) {
+		json_object_set_new(resp, "id", id ? json_incref(id) : json_null()) < 0 ||
+		json_object_set_new(resp, "error", err) < 0) {
 		err = NULL;
 		goto fail;
 	}
@@ -173,8 +173,9 @@ jsonrpc_parse_request(json_t *msg, struct jsonrpc_request *req, json_t **error_r
 	 * ignored and turn a call into a notification or drop its params. */
 	json_object_foreach(msg, key, v) {
 		if (strcmp(key, "jsonrpc") != 0 && strcmp(key, "method") != 0 &&
-				strcmp(key, "params") != 0 && strcmp(key, "id") != 0) {
-			snprintf(buf, sizeof(buf), "Invalid Request: unknown member \"%.64s\"", key);
+			strcmp(key, "params") != 0 && strcmp(key, "id") != 0) {
+			snprintf(
+				buf, sizeof(buf), "Invalid Request: unknown member \"%.64s\"", key);
 			why = buf;
 			goto invalid;
 		}
@@ -219,8 +220,8 @@ jsonrpc_handle(json_t *msg, jsonrpc_dispatch_fn fn, void *arg)
 		return handle_one(msg, fn, arg);
 
 	if (json_array_size(msg) == 0)
-		return jsonrpc_error(NULL, JSONRPC_INVALID_REQUEST, "Invalid Request: empty batch",
-			NULL);
+		return jsonrpc_error(
+			NULL, JSONRPC_INVALID_REQUEST, "Invalid Request: empty batch", NULL);
 	out = json_array();
 	if (out == NULL)
 		return NULL;

@@ -82,7 +82,10 @@ static const char usage_text[] =
 	"ports=a,b are lists. add and set also take --json-params '{...}'.\n"
 	"Exit status: 0 on success, 1 if the command failed, 2 on usage errors.\n";
 
-static void __attribute__((format(printf, 1, 2)))
+static void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
 errmsg(const char *fmt, ...)
 {
 	va_list ap;
@@ -95,7 +98,7 @@ errmsg(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static int __attribute__((format(printf, 1, 2)))
+static int
 usage_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -240,7 +243,9 @@ table_addv(struct table *t, const json_t *v)
 	table_add(t, v ? vstr(v) : strdup("-"));
 }
 
-static void __attribute__((format(printf, 2, 3)))
+static void table_addf(struct table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
 table_addf(struct table *t, const char *fmt, ...)
 {
 	va_list ap;
@@ -357,8 +362,7 @@ print_members(const json_t *obj, int indent, const char *const *skip)
 			continue;
 		}
 		s = vstr(v);
-		printf("%*s%s:%*s %s\n", indent, "", key, (int)(kw - width(key)), "",
-			s ? s : "?");
+		printf("%*s%s:%*s %s\n", indent, "", key, (int)(kw - width(key)), "", s ? s : "?");
 		free(s);
 	}
 }
@@ -367,12 +371,10 @@ print_members(const json_t *obj, int indent, const char *const *skip)
 
 /* Members that are strings even when they look like numbers ("cpus=3",
  * a bridge called "100"). */
-static const char *const string_keys[] = {
-	"name", "type", "socket", "mode", "bridge", "mac", "xconnect", "cpus", "path", "port",
-	NULL,
-};
-static const char *const int_list_keys[] = { "trunks", NULL };
-static const char *const string_list_keys[] = { "ports", NULL };
+static const char *const string_keys[] = {"name", "type", "socket", "mode", "bridge", "mac",
+	"xconnect", "cpus", "path", "port", NULL};
+static const char *const int_list_keys[] = {"trunks", NULL};
+static const char *const string_list_keys[] = {"ports", NULL};
 
 static json_t *
 parse_int(const char *s)
@@ -464,7 +466,8 @@ parse_kv(int argc, char **argv, json_t **out)
 			json_decref(base);
 			base = json_loads(argv[++i], 0, &jerr);
 			if (!json_is_object(base)) {
-				usage_error("--json-params: %s", base ? "not a JSON object" : jerr.text);
+				usage_error("--json-params: %s",
+					base ? "not a JSON object" : jerr.text);
 				goto fail;
 			}
 			continue;
@@ -542,9 +545,9 @@ obj_del(const struct opts *o, const char *method, const char *name)
 static int
 port_list(const struct opts *o)
 {
-	static const char *const hdr[] = { "NAME", "TYPE", "STATE", "BRIDGE", "XCONNECT",
-		"MODE", "QUEUES", "SOCKET" };
-	struct table t = { .ncols = 8, .hdr = hdr, .align = "llllllrl" };
+	static const char *const hdr[] = {
+		"NAME", "TYPE", "STATE", "BRIDGE", "XCONNECT", "MODE", "QUEUES", "SOCKET"};
+	struct table t = {.ncols = 8, .hdr = hdr, .align = "llllllrl"};
 	json_t *result, *p;
 	size_t i;
 
@@ -572,14 +575,15 @@ port_list(const struct opts *o)
 static void
 drop_reasons(const json_t *st, const char **keys, size_t max, size_t *n)
 {
-	const char *dirs[] = { "rx", "tx" };
+	const char *dirs[] = {"rx", "tx"};
 	const char *key;
 	size_t d, i;
 	json_t *v;
 
 	*n = 0;
 	for (d = 0; d < 2; d++) {
-		json_object_foreach(json_object_get(json_object_get(st, dirs[d]), "drops"), key, v) {
+		json_object_foreach(
+			json_object_get(json_object_get(st, dirs[d]), "drops"), key, v) {
 			for (i = 0; i < *n; i++)
 				if (strcmp(keys[i], key) == 0)
 					break;
@@ -593,13 +597,13 @@ drop_reasons(const json_t *st, const char **keys, size_t max, size_t *n)
 static void
 print_port_stats(const json_t *st, const char *indent)
 {
-	static const char *const hdr[] = { "", "PACKETS", "BYTES", "ERRORS", "DROPS" };
-	static const char *const qhdr[] = { "QUEUE", "ENABLED", "RX-PACKETS", "RX-BYTES",
-		"TX-PACKETS", "TX-BYTES", "TX-DROPS" };
-	struct table t = { .ncols = 5, .hdr = hdr, .align = "lrrrr" };
-	struct table dt = { 0 };
-	struct table qt = { .ncols = 7, .hdr = qhdr, .align = "rlrrrrr" };
-	const char *dirs[] = { "rx", "tx" };
+	static const char *const hdr[] = {"", "PACKETS", "BYTES", "ERRORS", "DROPS"};
+	static const char *const qhdr[] = {
+		"QUEUE", "ENABLED", "RX-PACKETS", "RX-BYTES", "TX-PACKETS", "TX-BYTES", "TX-DROPS"};
+	struct table t = {.ncols = 5, .hdr = hdr, .align = "lrrrr"};
+	struct table dt = {0};
+	struct table qt = {.ncols = 7, .hdr = qhdr, .align = "rlrrrrr"};
+	const char *dirs[] = {"rx", "tx"};
 	const char *keys[32], *dhdr[33];
 	char dalign[34];
 	size_t d, i, n;
@@ -658,7 +662,7 @@ print_port_stats(const json_t *st, const char *indent)
 static int
 port_show(const struct opts *o, const char *name)
 {
-	static const char *const skip[] = { "name", "stats", NULL };
+	static const char *const skip[] = {"name", "stats", NULL};
 	json_t *result, *st;
 
 	if (rpc(o, "port.show", name_params(name), &result))
@@ -681,8 +685,8 @@ port_show(const struct opts *o, const char *name)
 static int
 bridge_list(const struct opts *o)
 {
-	static const char *const hdr[] = { "NAME", "MAC-AGING-S", "MAC-COUNT", "PORTS" };
-	struct table t = { .ncols = 4, .hdr = hdr, .align = "lrrl" };
+	static const char *const hdr[] = {"NAME", "MAC-AGING-S", "MAC-COUNT", "PORTS"};
+	struct table t = {.ncols = 4, .hdr = hdr, .align = "lrrl"};
 	json_t *result, *b;
 	size_t i;
 
@@ -705,9 +709,9 @@ bridge_list(const struct opts *o)
 static int
 bridge_show(const struct opts *o, const char *name)
 {
-	static const char *const skip[] = { "name", "mac-table", NULL };
-	static const char *const hdr[] = { "PORT", "VLAN", "MAC", "AGE" };
-	struct table t = { .ncols = 4, .hdr = hdr, .align = "lrlr" };
+	static const char *const skip[] = {"name", "mac-table", NULL};
+	static const char *const hdr[] = {"PORT", "VLAN", "MAC", "AGE"};
+	struct table t = {.ncols = 4, .hdr = hdr, .align = "lrlr"};
 	json_t *result, *macs, *m;
 	size_t i;
 
@@ -760,8 +764,8 @@ xconnect_add(const struct opts *o, char **argv)
 	json_t *result;
 
 	if (rpc(o, "xconnect.add",
-			json_pack("{s:s,s:[s,s]}", "name", argv[0], "ports", argv[1], argv[2]),
-			&result))
+		    json_pack("{s:s,s:[s,s]}", "name", argv[0], "ports", argv[1], argv[2]),
+		    &result))
 		return 1;
 	return finish(o, result);
 }
@@ -769,8 +773,8 @@ xconnect_add(const struct opts *o, char **argv)
 static int
 xconnect_list(const struct opts *o)
 {
-	static const char *const hdr[] = { "NAME", "PORT-A", "PORT-B" };
-	struct table t = { .ncols = 3, .hdr = hdr, .align = "lll" };
+	static const char *const hdr[] = {"NAME", "PORT-A", "PORT-B"};
+	struct table t = {.ncols = 3, .hdr = hdr, .align = "lll"};
 	json_t *result, *x, *ports;
 	size_t i;
 
@@ -838,7 +842,8 @@ pmd_show(const struct opts *o)
 			port = port ? port : "?";
 			printf("  port: %s%*s  queue-id: %2" JSON_INTEGER_FORMAT "  (%s)\n", port,
 				(int)(pw - width(port)), "", jint(json_object_get(q, "queue")),
-				json_is_false(json_object_get(q, "enabled")) ? "disabled" : "enabled");
+				json_is_false(json_object_get(q, "enabled")) ? "disabled"
+									     : "enabled");
 		}
 	}
 	json_decref(result);
@@ -873,9 +878,9 @@ port_params(const char *port)
 static int
 stats_show(const struct opts *o, const char *port)
 {
-	static const char *const hdr[] = { "PORT", "RX-PACKETS", "RX-BYTES", "RX-DROPS",
-		"RX-ERRS", "TX-PACKETS", "TX-BYTES", "TX-DROPS", "TX-ERRS" };
-	struct table t = { .ncols = 9, .hdr = hdr, .align = "lrrrrrrrr" };
+	static const char *const hdr[] = {"PORT", "RX-PACKETS", "RX-BYTES", "RX-DROPS", "RX-ERRS",
+		"TX-PACKETS", "TX-BYTES", "TX-DROPS", "TX-ERRS"};
+	struct table t = {.ncols = 9, .hdr = hdr, .align = "lrrrrrrrr"};
 	json_t *result, *ports, *p, *rx, *tx;
 	size_t i;
 
@@ -940,8 +945,8 @@ find_port(const json_t *ports, const char *name)
 }
 
 #define RATE_COLS 6
-static const char *const rate_keys[RATE_COLS] = { "rx-pps", "rx-mbps", "rx-drops-ps", "tx-pps",
-	"tx-mbps", "tx-drops-ps" };
+static const char *const rate_keys[RATE_COLS] = {
+	"rx-pps", "rx-mbps", "rx-drops-ps", "tx-pps", "tx-mbps", "tx-drops-ps"};
 
 /* Per-port rates between two stats.get results. */
 static json_t *
@@ -949,7 +954,7 @@ compute_rates(const json_t *prev, const json_t *cur)
 {
 	json_int_t t0 = jint(json_object_get(prev, "time-ns"));
 	json_int_t t1 = jint(json_object_get(cur, "time-ns"));
-	const char *dirs[] = { "rx", "tx" };
+	const char *dirs[] = {"rx", "tx"};
 	json_t *out, *ports, *p, *r;
 	const json_t *old, *a, *b;
 	double dt, v[RATE_COLS];
@@ -975,11 +980,14 @@ compute_rates(const json_t *prev, const json_t *cur)
 			a = json_object_get(old, dirs[d]);
 			b = json_object_get(p, dirs[d]);
 			v[d * 3] = delta(jint(json_object_get(a, "packets")),
-					   jint(json_object_get(b, "packets"))) / dt;
+					   jint(json_object_get(b, "packets"))) /
+				   dt;
 			v[d * 3 + 1] = delta(jint(json_object_get(a, "bytes")),
-					       jint(json_object_get(b, "bytes"))) * 8 / dt / 1e6;
+					       jint(json_object_get(b, "bytes"))) *
+				       8 / dt / 1e6;
 			v[d * 3 + 2] = delta(jsum(json_object_get(a, "drops")),
-					       jsum(json_object_get(b, "drops"))) / dt;
+					       jsum(json_object_get(b, "drops"))) /
+				       dt;
 		}
 		r = json_pack("{s:s}", "name", name);
 		for (k = 0; k < RATE_COLS; k++)
@@ -992,9 +1000,9 @@ compute_rates(const json_t *prev, const json_t *cur)
 static void
 print_rates(const json_t *rates, double interval)
 {
-	static const char *const hdr[] = { "PORT", "RX-PPS", "RX-MBIT/S", "RX-DROP/S", "TX-PPS",
-		"TX-MBIT/S", "TX-DROP/S" };
-	struct table t = { .ncols = 7, .hdr = hdr, .align = "lrrrrrr" };
+	static const char *const hdr[] = {
+		"PORT", "RX-PPS", "RX-MBIT/S", "RX-DROP/S", "TX-PPS", "TX-MBIT/S", "TX-DROP/S"};
+	struct table t = {.ncols = 7, .hdr = hdr, .align = "lrrrrrr"};
 	json_t *p;
 	char when[32];
 	time_t now = time(NULL);
@@ -1021,7 +1029,7 @@ print_rates(const json_t *rates, double interval)
 static int
 stats_watch(const struct opts *o, const char *port, double interval)
 {
-	struct sigaction sa = { .sa_handler = on_sigint };
+	struct sigaction sa = {.sa_handler = on_sigint};
 	json_t *prev = NULL, *cur, *rates;
 	struct timespec ts;
 	char *line;
@@ -1235,8 +1243,7 @@ run(const struct opts *o, int argc, char **argv)
 	const char *cmd = argv[0];
 	int rc;
 
-	if (strcmp(cmd, "port") == 0 || strcmp(cmd, "bridge") == 0 ||
-			strcmp(cmd, "xconnect") == 0)
+	if (strcmp(cmd, "port") == 0 || strcmp(cmd, "bridge") == 0 || strcmp(cmd, "xconnect") == 0)
 		return cmd_object(o, cmd, argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0) {
 		rc = need_args("version", argc - 1, 0, 0);
@@ -1279,14 +1286,14 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		{"socket", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
 	};
-	struct opts o = { .socket = CTL_DEFAULT_SOCKET, .timeout_ms = DEFAULT_TIMEOUT_S * 1000 };
+	struct opts o = {.socket = CTL_DEFAULT_SOCKET, .timeout_ms = DEFAULT_TIMEOUT_S * 1000};
 	const char *env = getenv("VHOSTCTL_SOCKET");
 	double secs;
 	char *end;
@@ -1307,8 +1314,8 @@ main(int argc, char **argv)
 		case 't':
 			secs = strtod(optarg, &end);
 			if (end == optarg || *end != '\0' || !(secs >= 0 && secs <= 86400))
-				return usage_error("--timeout: '%s' is not a number of seconds",
-					optarg);
+				return usage_error(
+					"--timeout: '%s' is not a number of seconds", optarg);
 			o.timeout_ms = secs > 0 && secs < 0.001 ? 1 : (int)(secs * 1000);
 			break;
 		case 'h':

@@ -30,7 +30,7 @@ dispatch(const struct jsonrpc_request *req, void *arg)
 	if (req->params != NULL && !json_is_object(req->params) && !json_is_array(req->params))
 		abort();
 	if (req->id != NULL && !json_is_string(req->id) && !json_is_number(req->id) &&
-			!json_is_null(req->id))
+		!json_is_null(req->id))
 		abort();
 	switch (len % 5) {
 	case 0:
@@ -61,9 +61,8 @@ check_response(const json_t *r)
 	const json_t *id = json_object_get(r, "id");
 	const json_t *e = json_object_get(r, "error");
 
-	if (!json_is_object(r) ||
-			!json_is_string(json_object_get(r, "jsonrpc")) ||
-			strcmp(json_string_value(json_object_get(r, "jsonrpc")), "2.0") != 0)
+	if (!json_is_object(r) || !json_is_string(json_object_get(r, "jsonrpc")) ||
+		strcmp(json_string_value(json_object_get(r, "jsonrpc")), "2.0") != 0)
 		abort();
 	if (!json_is_string(id) && !json_is_number(id) && !json_is_null(id))
 		abort();

@@ -144,7 +144,7 @@ now_ms(void)
 static void
 serve_once(struct fixture *f, int timeout_ms)
 {
-	struct pollfd pfd = { .fd = ctl_server_fd(f->s), .events = POLLIN };
+	struct pollfd pfd = {.fd = ctl_server_fd(f->s), .events = POLLIN};
 
 	if (poll(&pfd, 1, timeout_ms) > 0)
 		ctl_server_process(f->s);
@@ -155,7 +155,7 @@ serve_once(struct fixture *f, int timeout_ms)
 static void
 run_client(struct fixture *f, void *(*fn)(void *), void *arg)
 {
-	struct runner r = { .fn = fn, .arg = arg };
+	struct runner r = {.fn = fn, .arg = arg};
 	pthread_t th;
 
 	assert_int_equal(pthread_create(&th, NULL, runner_main, &r), 0);
@@ -176,8 +176,8 @@ struct conn {
 static int
 conn_open(const char *path, struct conn *c)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = IO_TIMEOUT_MS / 1000 };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = IO_TIMEOUT_MS / 1000};
 
 	memset(c, 0, sizeof(*c));
 	strcpy(sa.sun_path, path);
@@ -233,7 +233,7 @@ conn_send(struct conn *c, const char *data, size_t len, size_t chunk)
 static int
 conn_fill(struct conn *c, int timeout_ms)
 {
-	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 	ssize_t n;
 	char *p;
 
@@ -310,7 +310,8 @@ conn_eof(struct conn *c, int timeout_ms)
 }
 
 /* Bytes of make_echo() text around the padding, for a one-digit id. */
-#define ECHO_OVERHEAD (sizeof("{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"echo\",\"params\":{\"s\":\"\"}}") - 1)
+#define ECHO_OVERHEAD                                                                              \
+	(sizeof("{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"echo\",\"params\":{\"s\":\"\"}}") - 1)
 
 /* A request for "echo" of exactly total bytes (for the size limit). */
 static char *
@@ -341,13 +342,13 @@ make_echo(int id, size_t total)
 
 struct xchg {
 	const char *path;
-	const char *req;  /* text sent in one go (or in chunks) */
-	size_t req_len;   /* 0: strlen(req) */
-	size_t chunk;     /* > 0: send in pieces of this size */
-	bool shut_wr;     /* half-close after sending */
-	int want;         /* answer lines to read */
-	int quiet_ms;     /* then check that nothing else comes for this long */
-	bool want_eof;    /* then check that the server closes */
+	const char *req; /* text sent in one go (or in chunks) */
+	size_t req_len;  /* 0: strlen(req) */
+	size_t chunk;    /* > 0: send in pieces of this size */
+	bool shut_wr;    /* half-close after sending */
+	int want;        /* answer lines to read */
+	int quiet_ms;    /* then check that nothing else comes for this long */
+	bool want_eof;   /* then check that the server closes */
 	/* results */
 	int conn_err;
 	int send_err;
@@ -433,7 +434,7 @@ check_result(const json_t *r, const char *id, const char *result)
 static void
 expect_error(struct fixture *f, const char *text, int code, const char *id)
 {
-	struct xchg x = { .req = text, .want = 1 };
+	struct xchg x = {.req = text, .want = 1};
 
 	xchg_run(f, &x);
 	check_error(x.resp[0], code, id);
@@ -476,7 +477,7 @@ test_live_socket_kept(void **state)
 {
 	struct fixture *f = *state;
 	struct ctl_server *s = NULL;
-	struct xchg x = { .req = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\"}\n", .want = 1 };
+	struct xchg x = {.req = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\"}\n", .want = 1};
 
 	assert_int_equal(ctl_server_create(&s, f->path, 0660, NULL), -EADDRINUSE);
 	assert_null(s);
@@ -490,7 +491,7 @@ static void
 test_stale_socket_replaced(void **state)
 {
 	struct fixture *f = *state;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct ctl_server *s;
 	int fd;
 
@@ -572,8 +573,8 @@ static void
 test_fd_readable_on_connect(void **state)
 {
 	struct fixture *f = *state;
-	struct pollfd pfd = { .fd = ctl_server_fd(f->s), .events = POLLIN };
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct pollfd pfd = {.fd = ctl_server_fd(f->s), .events = POLLIN};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd;
 
 	assert_int_equal(poll(&pfd, 1, 0), 0);
@@ -623,7 +624,7 @@ static void
 test_client_echo(void **state)
 {
 	struct fixture *f = *state;
-	struct call c = { .method = "echo" };
+	struct call c = {.method = "echo"};
 
 	c.params = json_pack("{s:i,s:[i,i],s:s}", "a", 1, "b", 1, 2, "s", "h\xc3\xa9");
 	do_call(f, &c);
@@ -633,7 +634,7 @@ test_client_echo(void **state)
 	json_decref(c.params);
 
 	/* Positional params are passed through. */
-	c = (struct call){ .method = "echo", .params = json_pack("[i,s]", 7, "x") };
+	c = (struct call){.method = "echo", .params = json_pack("[i,s]", 7, "x")};
 	do_call(f, &c);
 	assert_int_equal(c.rc, 0);
 	assert_true(json_equal(c.result, c.params));
@@ -641,7 +642,7 @@ test_client_echo(void **state)
 	json_decref(c.params);
 
 	/* No params: the method sees an empty object. */
-	c = (struct call){ .method = "echo" };
+	c = (struct call){.method = "echo"};
 	do_call(f, &c);
 	assert_int_equal(c.rc, 0);
 	assert_true(json_is_object(c.result));
@@ -653,7 +654,7 @@ static void
 test_client_app_error(void **state)
 {
 	struct fixture *f = *state;
-	struct call c = { .method = "fail" };
+	struct call c = {.method = "fail"};
 
 	do_call(f, &c);
 	assert_int_equal(c.rc, -EPROTO);
@@ -667,21 +668,21 @@ static void
 test_client_rpc_errors(void **state)
 {
 	struct fixture *f = *state;
-	struct call c = { .method = "port.nope" };
+	struct call c = {.method = "port.nope"};
 
 	do_call(f, &c);
 	assert_int_equal(c.rc, -EPROTO);
 	assert_int_equal(c.err.code, JSONRPC_METHOD_NOT_FOUND);
 	assert_non_null(strstr(c.err.message, "port.nope"));
 
-	c = (struct call){ .method = "badparams" };
+	c = (struct call){.method = "badparams"};
 	do_call(f, &c);
 	assert_int_equal(c.rc, -EPROTO);
 	assert_int_equal(c.err.code, JSONRPC_INVALID_PARAMS);
 	assert_int_equal(c.err.err_no, 0);
 	assert_string_equal(c.err.message, "unknown member \"foo\"");
 
-	c = (struct call){ .method = "nullfail" };
+	c = (struct call){.method = "nullfail"};
 	do_call(f, &c);
 	assert_int_equal(c.rc, -EPROTO);
 	assert_int_equal(c.err.code, JSONRPC_INTERNAL_ERROR);
@@ -691,14 +692,13 @@ static void
 test_client_transport_errors(void **state)
 {
 	struct fixture *f = *state;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct ctl_error err;
 	json_t *result;
 	int fd;
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/none.sock", f->dir);
-	assert_int_equal(ctl_client_call(sa.sun_path, "echo", NULL, 1000, &result, &err),
-		-ENOENT);
+	assert_int_equal(ctl_client_call(sa.sun_path, "echo", NULL, 1000, &result, &err), -ENOENT);
 	assert_null(result);
 	assert_int_equal(err.code, 0);
 	assert_int_equal(err.err_no, ENOENT);
@@ -707,12 +707,12 @@ test_client_transport_errors(void **state)
 	/* Bound but not listening. */
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(ctl_client_call(sa.sun_path, "echo", NULL, 1000, &result, &err),
-		-ECONNREFUSED);
+	assert_int_equal(
+		ctl_client_call(sa.sun_path, "echo", NULL, 1000, &result, &err), -ECONNREFUSED);
 	/* Listening but never answering. */
 	assert_int_equal(listen(fd, 4), 0);
-	assert_int_equal(ctl_client_call(sa.sun_path, "echo", NULL, 200, &result, &err),
-		-ETIMEDOUT);
+	assert_int_equal(
+		ctl_client_call(sa.sun_path, "echo", NULL, 200, &result, &err), -ETIMEDOUT);
 	assert_int_equal(err.err_no, ETIMEDOUT);
 	close(fd);
 }
@@ -752,7 +752,7 @@ test_client_bad_responses(void **state)
 		"{\"jsonrpc\":\"2.0\",\"id\":null,\"result\":1}\n",
 	};
 	struct fixture *f = *state;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct ctl_error err;
 	struct fake fk;
 	json_t *result;
@@ -796,7 +796,7 @@ static void
 test_embedded_nul(void **state)
 {
 	static const char req[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\0\"method\":\"echo\"}\n";
-	struct xchg x = { .req = req, .req_len = sizeof(req) - 1, .want = 1 };
+	struct xchg x = {.req = req, .req_len = sizeof(req) - 1, .want = 1};
 
 	xchg_run(*state, &x);
 	check_error(x.resp[0], JSONRPC_PARSE_ERROR, "null");
@@ -813,8 +813,8 @@ test_invalid_requests(void **state)
 	expect_error(f, "{\"id\":1,\"method\":\"echo\"}\n", JSONRPC_INVALID_REQUEST, "1");
 	expect_error(f, "{\"jsonrpc\":\"1.0\",\"id\":\"a\",\"method\":\"echo\"}\n",
 		JSONRPC_INVALID_REQUEST, "\"a\"");
-	expect_error(f, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":7}\n", JSONRPC_INVALID_REQUEST,
-		"2");
+	expect_error(
+		f, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":7}\n", JSONRPC_INVALID_REQUEST, "2");
 	expect_error(f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"echo\",\"params\":\"x\"}\n",
 		JSONRPC_INVALID_REQUEST, "3");
 	expect_error(f, "{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"echo\"}\n",
@@ -957,7 +957,8 @@ test_partial_reads(void **state)
 {
 	struct xchg x = {
 		.req = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":[\"split\"]}\n"
-		       "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"echo\",\"params\":[\"bytes\"]}\n",
+		       "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"echo\",\"params\":[\"bytes\"]}"
+		       "\n",
 		.chunk = 1,
 		.want = 2,
 	};
@@ -972,7 +973,7 @@ static void
 test_max_size_request(void **state)
 {
 	char *req = make_echo(1, CTL_MAX_REQUEST);
-	struct xchg x = { .want = 1 };
+	struct xchg x = {.want = 1};
 	char *full;
 	const char *s;
 
@@ -996,8 +997,8 @@ test_oversized_request(void **state)
 {
 	struct fixture *f = *state;
 	char *req = make_echo(1, CTL_MAX_REQUEST + 1);
-	struct xchg x = { .want = 1, .want_eof = true };
-	struct call c = { .method = "echo" };
+	struct xchg x = {.want = 1, .want_eof = true};
+	struct call c = {.method = "echo"};
 	const char *msg;
 
 	assert_non_null(req);
@@ -1010,7 +1011,7 @@ test_oversized_request(void **state)
 	xchg_free(&x);
 
 	/* Without any newline at all, the same. */
-	x = (struct xchg){ .req = req, .want = 1, .want_eof = true };
+	x = (struct xchg){.req = req, .want = 1, .want_eof = true};
 	req[CTL_MAX_REQUEST] = 'x';
 	xchg_run(f, &x);
 	check_error(x.resp[0], JSONRPC_INVALID_REQUEST, "null");
@@ -1031,7 +1032,7 @@ test_oversized_request(void **state)
 	free(req);
 
 	/* The server is fine afterwards. */
-	c = (struct call){ .method = "echo" };
+	c = (struct call){.method = "echo"};
 	do_call(f, &c);
 	assert_int_equal(c.rc, 0);
 	json_decref(c.result);
@@ -1092,7 +1093,7 @@ slow_thread(void *p)
 	/* Now read everything, sending the rest as the server makes room. */
 	sl->in_order = 1;
 	while (sl->got < SLOW_REQS) {
-		pfd = (struct pollfd){ .fd = c.fd, .events = POLLIN | (off < len ? POLLOUT : 0) };
+		pfd = (struct pollfd){.fd = c.fd, .events = POLLIN | (off < len ? POLLOUT : 0)};
 		if (poll(&pfd, 1, IO_TIMEOUT_MS) <= 0)
 			break;
 		if ((pfd.revents & POLLOUT) && off < len) {
@@ -1108,9 +1109,9 @@ slow_thread(void *p)
 
 				r = json_loadb(c.buf, l, 0, NULL);
 				if (json_integer_value(json_object_get(r, "id")) != sl->got ||
-						strlen(json_string_value(json_object_get(
-							json_object_get(r, "result"), "s")) ?: "") !=
-							SLOW_SIZE - ECHO_OVERHEAD)
+					strlen(json_string_value(json_object_get(
+						       json_object_get(r, "result"), "s"))
+							?: "") != SLOW_SIZE - ECHO_OVERHEAD)
 					sl->in_order = 0;
 				json_decref(r);
 				memmove(c.buf, one + 1, c.len - l - 1);
@@ -1129,7 +1130,7 @@ static void
 test_slow_reader_does_not_block(void **state)
 {
 	struct fixture *f = *state;
-	struct slow sl = { .path = f->path };
+	struct slow sl = {.path = f->path};
 
 	run_client(f, slow_thread, &sl);
 	assert_int_equal(sl.call_rc, 0);
@@ -1164,7 +1165,7 @@ static void
 test_client_vanishes(void **state)
 {
 	struct fixture *f = *state;
-	struct call c = { .method = "count" };
+	struct call c = {.method = "count"};
 	uint64_t deadline;
 
 	run_client(f, hit_and_run_thread, f);
@@ -1240,7 +1241,7 @@ static void
 test_client_limit(void **state)
 {
 	struct fixture *f = *state;
-	struct many m = { .path = f->path };
+	struct many m = {.path = f->path};
 
 	run_client(f, many_thread, &m);
 	assert_int_equal(m.opened, CTL_MAX_CLIENTS);
@@ -1283,7 +1284,7 @@ static void
 test_idle_timeout(void **state)
 {
 	struct fixture *f = *state;
-	struct idle id = { .path = f->path };
+	struct idle id = {.path = f->path};
 
 	ctl_server_set_idle_timeout(f->s, 200);
 	run_client(f, idle_thread, &id);

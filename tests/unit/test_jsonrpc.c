@@ -57,8 +57,8 @@ check_envelope(const json_t *r, const char *id)
 	assert_string_equal(json_string_value(json_object_get(r, "jsonrpc")), "2.0");
 	assert_true(json_equal(json_object_get(r, "id"), want));
 	/* Exactly one of result and error. */
-	assert_true((json_object_get(r, "result") == NULL) !=
-		(json_object_get(r, "error") == NULL));
+	assert_true(
+		(json_object_get(r, "result") == NULL) != (json_object_get(r, "error") == NULL));
 	json_decref(want);
 }
 
@@ -204,12 +204,12 @@ test_bad_version(void **state)
 {
 	/* The id is valid, so it is echoed to let the client match the error. */
 	expect_error("{\"id\":1,\"method\":\"echo\"}", JSONRPC_INVALID_REQUEST, "1");
-	expect_error("{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"echo\"}",
-		JSONRPC_INVALID_REQUEST, "1");
-	expect_error("{\"jsonrpc\":2.0,\"id\":\"a\",\"method\":\"echo\"}",
-		JSONRPC_INVALID_REQUEST, "\"a\"");
-	expect_error("{\"jsonrpc\":null,\"id\":1,\"method\":\"echo\"}",
-		JSONRPC_INVALID_REQUEST, "1");
+	expect_error(
+		"{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"echo\"}", JSONRPC_INVALID_REQUEST, "1");
+	expect_error("{\"jsonrpc\":2.0,\"id\":\"a\",\"method\":\"echo\"}", JSONRPC_INVALID_REQUEST,
+		"\"a\"");
+	expect_error(
+		"{\"jsonrpc\":null,\"id\":1,\"method\":\"echo\"}", JSONRPC_INVALID_REQUEST, "1");
 }
 
 static void
@@ -217,8 +217,8 @@ test_bad_method(void **state)
 {
 	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1}", JSONRPC_INVALID_REQUEST, "1");
 	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":1}", JSONRPC_INVALID_REQUEST, "1");
-	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":null}", JSONRPC_INVALID_REQUEST,
-		"1");
+	expect_error(
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":null}", JSONRPC_INVALID_REQUEST, "1");
 	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":[\"echo\"]}",
 		JSONRPC_INVALID_REQUEST, "1");
 	/* A valid request for a method the dispatcher does not know. */
@@ -229,7 +229,7 @@ test_bad_method(void **state)
 static void
 test_bad_params(void **state)
 {
-	static const char *const bad[] = { "\"x\"", "5", "true", "null", "1.5" };
+	static const char *const bad[] = {"\"x\"", "5", "true", "null", "1.5"};
 	char text[128];
 	size_t i;
 
@@ -245,7 +245,7 @@ test_bad_params(void **state)
 static void
 test_bad_id(void **state)
 {
-	static const char *const bad[] = { "{}", "[]", "[1]", "true", "false" };
+	static const char *const bad[] = {"{}", "[]", "[1]", "true", "false"};
 	char text[128];
 	size_t i;
 
@@ -288,8 +288,8 @@ test_notification(void **state)
 static void
 test_internal_error(void **state)
 {
-	expect_error("{\"jsonrpc\":\"2.0\",\"id\":\"q\",\"method\":\"null\"}", JSONRPC_INTERNAL_ERROR,
-		"\"q\"");
+	expect_error("{\"jsonrpc\":\"2.0\",\"id\":\"q\",\"method\":\"null\"}",
+		JSONRPC_INTERNAL_ERROR, "\"q\"");
 }
 
 static void
@@ -300,8 +300,8 @@ test_app_error(void **state)
 
 	check_error(r, JSONRPC_APP_ERROR, "5");
 	e = json_object_get(r, "error");
-	assert_string_equal(json_string_value(json_object_get(e, "message")),
-		"port vhu0: already exists");
+	assert_string_equal(
+		json_string_value(json_object_get(e, "message")), "port vhu0: already exists");
 	data = json_object_get(e, "data");
 	assert_int_equal(json_integer_value(json_object_get(data, "errno")), EEXIST);
 	assert_string_equal(json_string_value(json_object_get(data, "error")), "EEXIST");
@@ -339,8 +339,10 @@ test_builders(void **state)
 	r = jsonrpc_error(id, JSONRPC_INVALID_PARAMS, "missing member \"name\"",
 		json_pack("{s:s}", "member", "name"));
 	check_error(r, JSONRPC_INVALID_PARAMS, "\"x\"");
-	assert_string_equal(json_string_value(json_object_get(
-		json_object_get(json_object_get(r, "error"), "data"), "member")), "name");
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_object_get(json_object_get(r, "error"), "data"), "member")),
+		"name");
 	json_decref(r);
 	json_decref(id);
 

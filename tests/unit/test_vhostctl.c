@@ -32,7 +32,7 @@ struct fixture {
 	char dir[64];
 	char path[128];
 	struct ctl_server *s;
-	json_t *last;      /* params of the last call */
+	json_t *last; /* params of the last call */
 	char *last_method;
 	int calls;
 	char out[65536];
@@ -80,21 +80,23 @@ m_canned(json_t *params, void *arg, struct ctl_error *err)
 		const char *method;
 		const char *result;
 	} canned[] = {
-		{ "port.list",
+		{"port.list",
 			"[{\"name\":\"vhu0\",\"type\":\"vhost-user\",\"state\":\"up\","
 			"\"bridge\":\"br0\",\"xconnect\":null,\"socket\":\"/run/vhostd/vhu0.sock\","
 			"\"mode\":\"server\",\"queues\":2},"
-			"{\"name\":\"long-port-name\",\"type\":\"vhost-user\",\"state\":\"waiting\","
+			"{\"name\":\"long-port-name\",\"type\":\"vhost-user\",\"state\":"
+			"\"waiting\","
 			"\"bridge\":null,\"xconnect\":\"x0\",\"socket\":\"/s\",\"mode\":\"client\","
-			"\"queues\":16}]" },
-		{ "bridge.show",
+			"\"queues\":16}]"},
+		{"bridge.show",
 			"{\"name\":\"br0\",\"mac-aging-s\":300,\"ports\":[\"vhu0\",\"vhu1\"],"
-			"\"mac-table\":[{\"mac\":\"52:54:00:00:00:01\",\"vlan\":0,\"port\":\"vhu0\","
+			"\"mac-table\":[{\"mac\":\"52:54:00:00:00:01\",\"vlan\":0,\"port\":"
+			"\"vhu0\","
 			"\"age-s\":3,\"static\":false},{\"mac\":\"52:54:00:00:00:02\",\"vlan\":100,"
-			"\"port\":\"vhu1\",\"age-s\":0,\"static\":true}]}" },
-		{ "bridge.flush", "{\"flushed\":2}" },
-		{ "config.save", "{\"path\":\"/etc/vhostd/vhostd.json\"}" },
-		{ "version", "{\"version\":\"0.1.0\",\"dpdk\":\"DPDK 22.11.1\"}" },
+			"\"port\":\"vhu1\",\"age-s\":0,\"static\":true}]}"},
+		{"bridge.flush", "{\"flushed\":2}"},
+		{"config.save", "{\"path\":\"/etc/vhostd/vhostd.json\"}"},
+		{"version", "{\"version\":\"0.1.0\",\"dpdk\":\"DPDK 22.11.1\"}"},
 	};
 	size_t i;
 
@@ -108,11 +110,11 @@ m_canned(json_t *params, void *arg, struct ctl_error *err)
 static int
 setup(void **state)
 {
-	static const char *const echo[] = { "port.add", "port.set", "bridge.add", "bridge.set",
-		"xconnect.add", "pmd.set", "stats.clear", "custom.method", NULL };
-	static const char *const empty[] = { "port.del", "bridge.del", "xconnect.del", NULL };
-	static const char *const canned[] = { "port.list", "bridge.show", "bridge.flush",
-		"config.save", "version", NULL };
+	static const char *const echo[] = {"port.add", "port.set", "bridge.add", "bridge.set",
+		"xconnect.add", "pmd.set", "stats.clear", "custom.method", NULL};
+	static const char *const empty[] = {"port.del", "bridge.del", "xconnect.del", NULL};
+	static const char *const canned[] = {
+		"port.list", "bridge.show", "bridge.flush", "config.save", "version", NULL};
 	struct fixture *f = calloc(1, sizeof(*f));
 	size_t i;
 
@@ -126,8 +128,8 @@ setup(void **state)
 	for (i = 0; empty[i]; i++)
 		assert_int_equal(ctl_server_register(f->s, empty[i], m_empty, (void *)empty[i]), 0);
 	for (i = 0; canned[i]; i++)
-		assert_int_equal(ctl_server_register(f->s, canned[i], m_canned, (void *)canned[i]),
-			0);
+		assert_int_equal(
+			ctl_server_register(f->s, canned[i], m_canned, (void *)canned[i]), 0);
 	g_f = f;
 	*state = f;
 	return 0;
@@ -182,9 +184,9 @@ run(struct fixture *f, ...)
 	close(outp[1]);
 	close(errp[1]);
 	while (open_pipes > 0) {
-		pfd[0] = (struct pollfd){ .fd = outp[0], .events = POLLIN };
-		pfd[1] = (struct pollfd){ .fd = errp[0], .events = POLLIN };
-		pfd[2] = (struct pollfd){ .fd = ctl_server_fd(f->s), .events = POLLIN };
+		pfd[0] = (struct pollfd){.fd = outp[0], .events = POLLIN};
+		pfd[1] = (struct pollfd){.fd = errp[0], .events = POLLIN};
+		pfd[2] = (struct pollfd){.fd = ctl_server_fd(f->s), .events = POLLIN};
 		if (poll(pfd, 3, 10000) <= 0)
 			break;
 		if (pfd[2].revents)
@@ -331,31 +333,31 @@ static void
 test_usage_errors(void **state)
 {
 	static const char *const bad[][5] = {
-		{ "bogus" },
-		{ "port" },
-		{ "port", "add" },
-		{ "port", "add", "x", "novalue" },
-		{ "port", "add", "x", "=1" },
-		{ "port", "set", "x" },
-		{ "port", "show" },
-		{ "port", "del", "a", "b" },
-		{ "port", "fly", "x" },
-		{ "xconnect", "add", "x", "a" },
-		{ "xconnect", "show", "x" },
-		{ "bridge", "flush" },
-		{ "pmd", "set" },
-		{ "pmd", "frob" },
-		{ "stats", "a", "b" },
-		{ "stats", "--watch", "0" },
-		{ "stats", "--bogus" },
-		{ "config" },
-		{ "call" },
-		{ "call", "m", "{bad json" },
-		{ "call", "m", "3" },
-		{ "port", "set", "x", "--json-params", "[1]" },
-		{ "port", "set", "x", "trunks=1,a" },
-		{ "--timeout", "x", "version" },
-		{ "--nope" },
+		{"bogus"},
+		{"port"},
+		{"port", "add"},
+		{"port", "add", "x", "novalue"},
+		{"port", "add", "x", "=1"},
+		{"port", "set", "x"},
+		{"port", "show"},
+		{"port", "del", "a", "b"},
+		{"port", "fly", "x"},
+		{"xconnect", "add", "x", "a"},
+		{"xconnect", "show", "x"},
+		{"bridge", "flush"},
+		{"pmd", "set"},
+		{"pmd", "frob"},
+		{"stats", "a", "b"},
+		{"stats", "--watch", "0"},
+		{"stats", "--bogus"},
+		{"config"},
+		{"call"},
+		{"call", "m", "{bad json"},
+		{"call", "m", "3"},
+		{"port", "set", "x", "--json-params", "[1]"},
+		{"port", "set", "x", "trunks=1,a"},
+		{"--timeout", "x", "version"},
+		{"--nope"},
 	};
 	struct fixture *f = *state;
 	size_t i;
@@ -380,7 +382,7 @@ test_no_server(void **state)
 {
 	struct fixture *f = *state;
 	char path[160];
-	char *argv[] = { (char *)vhostctl_path, "-s", path, "version", NULL };
+	char *argv[] = {(char *)vhostctl_path, "-s", path, "version", NULL};
 	int status;
 	pid_t pid;
 
@@ -400,11 +402,11 @@ test_no_server(void **state)
 static void
 test_help_lists_every_verb(void **state)
 {
-	static const char *const verbs[] = { "version", "port add", "port set", "port del",
+	static const char *const verbs[] = {"version", "port add", "port set", "port del",
 		"port list", "port show", "bridge add", "bridge set", "bridge del", "bridge list",
 		"bridge show", "bridge flush", "xconnect add", "xconnect del", "xconnect list",
 		"pmd show", "pmd set", "stats [PORT]", "--watch", "stats clear", "save-config",
-		"config show", "call METHOD", "--json", "--socket", "VHOSTCTL_SOCKET" };
+		"config show", "call METHOD", "--json", "--socket", "VHOSTCTL_SOCKET"};
 	struct fixture *f = *state;
 	size_t i;
 
@@ -429,14 +431,13 @@ test_tables(void **state)
 
 	assert_int_equal(run(f, "bridge", "show", "br0", NULL), 0);
 	assert_last(f, "bridge.show", "{\"name\":\"br0\"}");
-	assert_string_equal(f->out,
-		"bridge br0\n"
-		"  mac-aging-s: 300\n"
-		"  ports:       vhu0, vhu1\n"
-		"  mac-table: 2 entries\n"
-		"    PORT  VLAN  MAC                   AGE\n"
-		"    vhu0     0  52:54:00:00:00:01       3\n"
-		"    vhu1   100  52:54:00:00:00:02  static\n");
+	assert_string_equal(f->out, "bridge br0\n"
+				    "  mac-aging-s: 300\n"
+				    "  ports:       vhu0, vhu1\n"
+				    "  mac-table: 2 entries\n"
+				    "    PORT  VLAN  MAC                   AGE\n"
+				    "    vhu0     0  52:54:00:00:00:01       3\n"
+				    "    vhu1   100  52:54:00:00:00:02  static\n");
 
 	assert_int_equal(run(f, "bridge", "flush", "br0", NULL), 0);
 	assert_string_equal(f->out, "bridge br0: flushed 2 MAC entries\n");
