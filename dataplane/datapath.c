@@ -197,6 +197,12 @@ plan_rxqs(struct dp_snapshot *s, struct port *p)
 	}
 }
 
+static void
+snapshot_free(struct rcu_head *head)
+{
+	free(caa_container_of(head, struct dp_snapshot, rcu));
+}
+
 static int
 bridge_index(const char *name)
 {
@@ -240,8 +246,10 @@ dp_publish(void)
 		v->type = p->conf.type;
 		v->vid = p->vid;
 		v->up = p->conf.admin_up && (p->conf.type != PORT_VHOST_USER || p->vid >= 0);
-		v->max_frame = p->conf.mtu + RTE_ETHER_HDR_LEN;
+		/* Room for a VLAN tag, as OVS allows: 1518-byte frames at MTU 1500. */
+		v->max_frame = p->conf.mtu + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN;
 		v->guest_csum = (p->features >> VIRTIO_NET_F_GUEST_CSUM) & 1;
+		p->vring_enabled = p->vid >= 0 ? vhost_net_vring_bits(p->vid) : 0;
 		if (p->conf.tag != 0) {
 			v->vlan_mode = VLAN_MODE_ACCESS;
 			v->tag = p->conf.tag;
@@ -278,9 +286,12 @@ dp_publish(void)
 	}
 	old = dp_current;
 	rcu_assign_pointer(dp_current, s);
-	/* PMDs are readers; sleeping ones are offline, so this is quick. */
-	synchronize_rcu();
-	free(old);
+	/*
+	 * Never wait here: rte_vhost callbacks publish while a PMD may spin on a
+	 * vring lock they hold. Callers that free objects use dp_wait_grace().
+	 */
+	if (old != NULL)
+		call_rcu(&old->rcu, snapshot_free);
 }
 
 /* ---- ports -------------------------------------------------------------- */
@@ -445,6 +456,7 @@ dp_port_del(const char *name, struct ctl_error *err)
 	port_forget_macs(p);
 	dp_publish();
 	dp_unlock();
+	dp_wait_grace();
 	VLOG_INFO("port %s: deleted", name);
 	port_free(p);
 	return 0;
@@ -658,6 +670,7 @@ dp_bridge_del(const char *name, struct ctl_error *err)
 	dp.bridges[br->idx] = NULL;
 	dp_publish();
 	dp_unlock();
+	dp_wait_grace();
 	mac_table_fini(br->macs);
 	free(br->macs);
 	free(br);

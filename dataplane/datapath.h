@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <urcu-qsbr.h>
+
 #include <rte_common.h>
 
 struct ctl_error;
@@ -146,7 +148,7 @@ struct dp_port_view {
 	uint16_t tag;
 	uint16_t bridge;     /* bridge index or DP_NONE */
 	uint16_t peer;       /* cross-connect peer or DP_NONE */
-	uint16_t max_frame;  /* mtu + Ethernet header */
+	uint16_t max_frame;  /* mtu + Ethernet header + one VLAN tag */
 	uint16_t n_txq;      /* enabled guest rx queues */
 	uint8_t txq[DP_MAX_QUEUES];
 	const uint64_t *trunks; /* owned by the snapshot */
@@ -169,6 +171,7 @@ struct dp_pmd_plan {
 };
 
 struct dp_snapshot {
+	struct rcu_head rcu; /* deferred free */
 	uint64_t generation;
 	uint16_t n_pmd;
 	struct dp_port_view ports[DP_MAX_PORTS];
@@ -199,7 +202,10 @@ void dp_shutdown(void);
 void dp_lock(void);
 void dp_unlock(void);
 
-/* Rebuild and publish the snapshot; caller holds dp_lock. */
+/*
+ * Rebuild and publish the snapshot; caller holds dp_lock. Does not wait for
+ * the PMDs: the old snapshot is freed after a grace period.
+ */
 void dp_publish(void);
 /* Wait until no PMD uses an older snapshot; caller must NOT be a PMD. */
 void dp_wait_grace(void);

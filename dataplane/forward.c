@@ -15,6 +15,9 @@
 #include "forward.h"
 #include "mac_table.h"
 
+/* Extra enqueue attempts when a guest's rx ring is full. */
+#define DP_TX_RETRIES 8
+
 /* Marks a frame a reflector already bounced, so two reflectors never ping-pong. */
 #define REFLECTED_MARK 0x7ef1ec7du
 
@@ -93,7 +96,7 @@ port_tx(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
 		q = v->txq[c->pmd_idx % v->n_txq];
 		ctr = tx_counters(c, v, q);
 		for (i = 0; i < n; i++) {
-			if (unlikely(pkts[i]->pkt_len > (uint32_t)v->max_frame + RTE_VLAN_HLEN)) {
+			if (unlikely(pkts[i]->pkt_len > v->max_frame)) {
 				/* Rare: keep order by dropping in place. */
 				struct rte_mbuf *m = pkts[i];
 
@@ -108,7 +111,13 @@ port_tx(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
 				complete_l4_csum(pkts[i]);
 			bytes += pkts[i]->pkt_len;
 		}
-		sent = rte_vhost_enqueue_burst(v->vid, q * 2, pkts, n);
+		/*
+		 * A guest that is a little slow to refill its ring loses nothing:
+		 * retry a few times, as OVS does, before counting drops.
+		 */
+		sent = 0;
+		for (int retry = 0; sent < n && retry <= DP_TX_RETRIES; retry++)
+			sent += rte_vhost_enqueue_burst(v->vid, q * 2, pkts + sent, n - sent);
 		ctr->packets += sent;
 		if (unlikely(sent < n)) {
 			for (i = sent; i < n; i++)
@@ -337,7 +346,7 @@ bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
 			tagged = true;
 			vlan = rte_be_to_cpu_16(vh->vlan_tci) & 0xfff;
 		}
-		if (unlikely(m->pkt_len > (uint32_t)iv->max_frame + (tagged ? RTE_VLAN_HLEN : 0))) {
+		if (unlikely(m->pkt_len > iv->max_frame)) {
 			rxc->drops[DROP_MTU]++;
 			rte_pktmbuf_free(m);
 			continue;

@@ -25,6 +25,7 @@
 #include "eal.h"
 #include "log.h"
 #include "mac_table.h"
+#include "vhost_net.h"
 #include "vhostd_version.h"
 
 extern const char vhostd_default_config[];
@@ -108,6 +109,8 @@ event_loop(struct ctl_server *ctl)
 	}
 	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &(struct epoll_event){.events = EPOLLIN, .data.fd = sfd});
 	epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &(struct epoll_event){.events = EPOLLIN, .data.fd = tfd});
+	epoll_ctl(ep, EPOLL_CTL_ADD, vhost_net_event_fd(),
+		&(struct epoll_event){.events = EPOLLIN, .data.fd = vhost_net_event_fd()});
 	epoll_ctl(ep, EPOLL_CTL_ADD, ctl_server_fd(ctl),
 		&(struct epoll_event){.events = EPOLLIN, .data.fd = ctl_server_fd(ctl)});
 	for (;;) {
@@ -142,6 +145,8 @@ event_loop(struct ctl_server *ctl)
 					if (dp.bridges[b] != NULL)
 						mac_table_age(dp.bridges[b]->macs);
 				dp_unlock();
+			} else if (fd == vhost_net_event_fd()) {
+				vhost_net_handle_events();
 			} else {
 				ctl_server_process(ctl);
 			}

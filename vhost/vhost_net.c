@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -26,6 +27,45 @@
 		(1ULL << VIRTIO_NET_F_GUEST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO6) | \
 		(1ULL << VIRTIO_NET_F_GUEST_ECN) | (1ULL << VIRTIO_NET_F_GUEST_UFO))
 
+/*
+ * Enabled vrings per vhost device id. vring_state_changed() runs while
+ * rte_vhost holds the access locks of every queue (SET_VRING_ENABLE), and a
+ * PMD may be spinning on one of them in rte_vhost_enqueue_burst(): so the
+ * callback must neither take dp_lock nor wait for the PMDs. It records the
+ * change here and wakes the control thread, which republishes.
+ */
+#define VHOST_MAX_VID 1024
+static uint64_t vring_bits[VHOST_MAX_VID];
+static int vring_event_fd = -1;
+
+uint64_t
+vhost_net_vring_bits(int vid)
+{
+	if (vid < 0 || vid >= VHOST_MAX_VID)
+		return 0;
+	return __atomic_load_n(&vring_bits[vid], __ATOMIC_ACQUIRE);
+}
+
+int
+vhost_net_event_fd(void)
+{
+	if (vring_event_fd < 0)
+		vring_event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	return vring_event_fd;
+}
+
+void
+vhost_net_handle_events(void)
+{
+	uint64_t n;
+
+	if (read(vring_event_fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	dp_lock();
+	dp_publish();
+	dp_unlock();
+}
+
 static struct port *
 port_of_vid(int vid)
 {
@@ -43,6 +83,8 @@ new_device(int vid)
 	uint64_t features = 0;
 	uint16_t nr;
 
+	if (vid < 0 || vid >= VHOST_MAX_VID)
+		return -1;
 	dp_lock();
 	p = port_of_vid(vid);
 	if (p == NULL || p->deleting) {
@@ -51,7 +93,10 @@ new_device(int vid)
 	}
 	rte_vhost_get_negotiated_features(vid, &features);
 	nr = rte_vhost_get_vring_num(vid);
-	/* We poll: the frontend need not kick us. */
+	/*
+	 * We poll: the frontend need not kick us. rte_vhost remembers this per
+	 * vring and applies it again when a vring is enabled later.
+	 */
 	for (uint16_t i = 0; i < nr; i++)
 		rte_vhost_enable_guest_notification(vid, i, 0);
 	p->vid = vid;
@@ -74,38 +119,30 @@ destroy_device(int vid)
 	p = port_of_vid(vid);
 	if (p != NULL && p->vid == vid) {
 		p->vid = -1;
-		p->vring_enabled = 0;
 		p->disconnects++;
 		VLOG_INFO("port %s: frontend disconnected", p->conf.name);
-		/* dp_publish() waits for every PMD to drop the old vid. */
 		dp_publish();
+		/* rte_vhost frees the device when we return: no PMD may still use it. */
+		dp_wait_grace();
 	}
+	if (vid >= 0 && vid < VHOST_MAX_VID)
+		__atomic_store_n(&vring_bits[vid], 0, __ATOMIC_RELEASE);
 	dp_unlock();
 }
 
 static int
 vring_state_changed(int vid, uint16_t vring, int enable)
 {
-	struct port *p;
+	uint64_t one = 1;
 
-	if (vring >= 64)
+	if (vid < 0 || vid >= VHOST_MAX_VID || vring >= 64)
 		return 0;
-	dp_lock();
-	p = port_of_vid(vid);
-	if (p != NULL) {
-		if (enable)
-			p->vring_enabled |= 1ULL << vring;
-		else
-			p->vring_enabled &= ~(1ULL << vring);
-		VLOG_DEBUG("port %s: vring %u %s", p->conf.name, vring,
-			enable ? "enabled" : "disabled");
-		if (p->vid == vid) {
-			if (enable)
-				rte_vhost_enable_guest_notification(vid, vring, 0);
-			dp_publish();
-		}
-	}
-	dp_unlock();
+	if (enable)
+		__atomic_fetch_or(&vring_bits[vid], 1ULL << vring, __ATOMIC_RELEASE);
+	else
+		__atomic_fetch_and(&vring_bits[vid], ~(1ULL << vring), __ATOMIC_RELEASE);
+	if (write(vhost_net_event_fd(), &one, sizeof(one)) != sizeof(one))
+		VLOG_WARN("vid %d: cannot signal vring %u state change", vid, vring);
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #define VHOSTD_VHOST_NET_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct port;
 
@@ -25,6 +26,16 @@ int vhost_net_start(struct port *p, char *err, size_t errlen);
  * event thread, which takes dp_lock.
  */
 void vhost_net_stop(struct port *p);
+
+/* Enabled vrings (bit per vring) of a connected device. */
+uint64_t vhost_net_vring_bits(int vid);
+
+/*
+ * An eventfd that becomes readable when a frontend enabled or disabled a
+ * vring; the control thread then calls vhost_net_handle_events().
+ */
+int vhost_net_event_fd(void);
+void vhost_net_handle_events(void);
 
 /* Check that a server socket can be created at @path (in use, not a socket). */
 int vhost_net_check_socket(const char *path, char *err, size_t errlen);

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""vhost-user net through vhostd with a real virtio driver (DPDK virtio-user
+in tests/tools/vu-peer): content, MAC learning, VLANs, multiqueue,
+reconnects, cross-connect. Every check is on bytes or counters."""
+
+import os
+import time
+import unittest
+
+from harness import DaemonTestCase, vhost_port
+
+MAC_A = "02:00:00:00:00:0a"
+MAC_B = "02:00:00:00:00:0b"
+MAC_C = "02:00:00:00:00:0c"
+MAC_D = "02:00:00:00:00:0d"
+
+
+def assert_all_valid(tc, reply, count, flow):
+    tc.assertEqual(reply["received"], count, reply)
+    tc.assertEqual(reply["valid"], count, reply)
+    tc.assertEqual(reply["invalid"], 0, reply)
+    f = reply["flows"][str(flow)]
+    tc.assertEqual(f["count"], count)
+    tc.assertEqual(f["seqs_missing"], 0)
+    tc.assertEqual(f["dups"], 0)
+
+
+class BridgeTest(DaemonTestCase):
+
+    def three_ports(self, **portkw):
+        d = self.daemon(ports=[vhost_port("a", **portkw), vhost_port("b", **portkw),
+                               vhost_port("c", **portkw)])
+        peer = self.peer({"a": (d.sock("a"), {"mac": MAC_A}),
+                          "b": (d.sock("b"), {"mac": MAC_B}),
+                          "c": (d.sock("c"), {"mac": MAC_C})})
+        for p in "abc":
+            d.wait_connected(p)
+        return d, peer
+
+    def test_bytes_roundtrip_and_learning(self):
+        d, peer = self.three_ports()
+        # Unknown destination: flooded to b and c.
+        peer.wait_forwarding("a", "b", dst=MAC_B)
+        peer.drain("c")
+        peer.send("a", dst=MAC_B, count=10, size=64, flow=1)
+        self.assertEqual(peer.recv("b", expect=10)["valid"], 10)
+        self.assertEqual(peer.recv("c", expect=10)["valid"], 10)
+        # b talks: its MAC is learned; traffic to it stops flooding to c.
+        peer.send("b", dst=MAC_A, count=1, size=64, flow=2)
+        self.assertEqual(peer.recv("a", expect=1)["valid"], 1)
+        peer.drain("c")
+        table = d.rpc("bridge.show", {"name": "br0"})["mac-table"]
+        learned = {(e["mac"], e["port"]) for e in table}
+        self.assertIn((MAC_B, "b"), learned)
+        self.assertIn((MAC_A, "a"), learned)
+        d.rpc("stats.clear")
+        for size, flow in ((64, 3), (1518, 4)):
+            n = 1000
+            peer.send("a", dst=MAC_B, count=n, size=size, flow=flow)
+            r = peer.recv("b", expect=n, timeout_ms=5000)
+            self.assertEqual(r["received"], n, "size %d: %s %s" % (size, r, d.port_stats("b")))
+            assert_all_valid(self, r, n, flow)
+        self.assertEqual(peer.recv("c", timeout_ms=300)["received"], 0)
+        # The daemon's counters agree with what was sent and received.
+        sa, sb, sc = (d.port_stats(p) for p in "abc")
+        self.assertEqual(sa["rx"]["packets"], 2000)
+        self.assertEqual(sa["rx"]["bytes"], 1000 * 64 + 1000 * 1518)
+        self.assertEqual(sb["tx"]["packets"], 2000)
+        self.assertEqual(sb["tx"]["bytes"], 1000 * 64 + 1000 * 1518)
+        self.assertEqual(sc["tx"]["packets"], 0)
+        self.assertEqual(sum(sb["tx"]["drops"].values()), 0)
+
+    def test_mtu(self):
+        d = self.daemon(ports=[vhost_port("a", mtu=9000), vhost_port("b", mtu=9000),
+                               vhost_port("c")])
+        peer = self.peer({"a": (d.sock("a"), {"mac": MAC_A}),
+                          "b": (d.sock("b"), {"mac": MAC_B}),
+                          "c": (d.sock("c"), {"mac": MAC_C})})
+        for p in "abc":
+            d.wait_connected(p)
+        peer.wait_forwarding("b", "a", dst=MAC_A)
+        peer.wait_forwarding("a", "b", dst=MAC_B)
+        peer.drain("c")  # the probes were flooded there too
+        # Jumbo frames (multi-segment mbufs) cross ports with MTU 9000.
+        peer.send("a", dst=MAC_B, count=200, size=9000, flow=1)
+        assert_all_valid(self, peer.recv("b", expect=200, timeout_ms=5000), 200, 1)
+        # Port c keeps MTU 1500: 1518-byte frames pass, 1600-byte ones are
+        # dropped on the way out and counted.
+        peer.send("a", dst=MAC_C, count=10, size=1518, flow=2)
+        assert_all_valid(self, peer.recv("c", expect=10), 10, 2)
+        before = d.port_stats("c")["tx"]["drops"]["mtu"]
+        peer.send("a", dst=MAC_C, count=10, size=1600, flow=3)
+        self.assertEqual(peer.recv("c", timeout_ms=300)["received"], 0)
+        self.assertEqual(d.port_stats("c")["tx"]["drops"]["mtu"] - before, 10)
+        # And ingress on c: too big for its MTU, dropped before switching.
+        peer.send("c", dst=MAC_A, count=5, size=1600, flow=4)
+        self.assertEqual(peer.recv("a", timeout_ms=300)["received"], 0)
+        self.assertEqual(d.port_stats("c")["rx"]["drops"]["mtu"], 5)
+
+    def test_broadcast_floods_everywhere_but_ingress(self):
+        d, peer = self.three_ports()
+        peer.wait_forwarding("a", "b", dst="ff:ff:ff:ff:ff:ff")
+        for p in "abc":
+            peer.drain(p)
+        peer.send("a", dst="ff:ff:ff:ff:ff:ff", count=100, size=128, flow=7)
+        assert_all_valid(self, peer.recv("b", expect=100), 100, 7)
+        assert_all_valid(self, peer.recv("c", expect=100), 100, 7)
+        self.assertEqual(peer.recv("a", timeout_ms=200)["received"], 0)
+
+    def test_vlan_access_isolation_and_trunk(self):
+        d = self.daemon(ports=[vhost_port("a", tag=10), vhost_port("b", tag=10),
+                               vhost_port("c", tag=20), vhost_port("d", trunks=[10])])
+        peer = self.peer({"a": (d.sock("a"), {"mac": MAC_A}),
+                          "b": (d.sock("b"), {"mac": MAC_B}),
+                          "c": (d.sock("c"), {"mac": MAC_C}),
+                          "d": (d.sock("d"), {"mac": MAC_D})})
+        for p in "abcd":
+            d.wait_connected(p)
+        peer.wait_forwarding("a", "b", dst="ff:ff:ff:ff:ff:ff")
+        for p in "abcd":
+            peer.drain(p)
+        peer.send("a", dst="ff:ff:ff:ff:ff:ff", count=50, size=100, flow=1)
+        assert_all_valid(self, peer.recv("b", expect=50), 50, 1)
+        rd = peer.recv("d", expect=50)
+        # The trunk gets the frames tagged with VLAN 10 (4 bytes longer).
+        self.assertEqual(rd["received"], 50, rd)
+        self.assertTrue(all(fr["vlan"] == 10 and fr["len"] == 104 for fr in rd["frames"]), rd)
+        self.assertEqual(peer.recv("c", timeout_ms=300)["received"], 0)
+        # A tagged frame on an access port is dropped and counted.
+        before = d.port_stats("a")["rx"]["drops"]["vlan"]
+        peer.send("a", dst=MAC_B, vlan=10, count=5, size=100, flow=2)
+        self.assertEqual(peer.recv("b", timeout_ms=300)["received"], 0)
+        self.assertEqual(d.port_stats("a")["rx"]["drops"]["vlan"] - before, 5)
+        # Tagged 10 from the trunk reaches access port b untagged; VLAN 20 is
+        # not on the trunk and is dropped.
+        peer.send("d", dst=MAC_B, vlan=10, count=20, size=100, flow=3)
+        rb = peer.recv("b", expect=20)
+        self.assertEqual(rb["received"], 20)
+        self.assertTrue(all(fr["vlan"] is None and fr["len"] == 96 for fr in rb["frames"]), rb)
+        peer.send("d", dst="ff:ff:ff:ff:ff:ff", vlan=20, count=5, size=100, flow=4)
+        self.assertEqual(peer.recv("c", timeout_ms=300)["received"], 0)
+
+    def test_multiqueue_every_queue_carries_traffic(self):
+        d = self.daemon(ports=[vhost_port("a", queues=4), vhost_port("b", queues=4)])
+        peer = self.peer({"a": (d.sock("a"), {"mac": MAC_A, "queues": 4}),
+                          "b": (d.sock("b"), {"mac": MAC_B, "queues": 4})})
+        d.wait_connected("a", queues=4)
+        d.wait_connected("b", queues=4)
+        peer.wait_forwarding("b", "a", dst=MAC_A)
+        peer.wait_forwarding("a", "b", dst=MAC_B)
+        d.rpc("stats.clear")
+        for q in range(4):
+            peer.send("a", dst=MAC_B, queue=q, count=500, size=256, flow=10 + q)
+        r = peer.recv("b", expect=2000, timeout_ms=5000)
+        self.assertEqual(r["valid"], 2000, r)
+        for q in range(4):
+            self.assertEqual(r["flows"][str(10 + q)]["seqs_missing"], 0)
+        qs = d.port_stats("a")["queues"]
+        self.assertEqual([q["rx-packets"] for q in qs], [500, 500, 500, 500], qs)
+        # Guest rx: vhostd spreads its tx over the enabled queues it has PMDs
+        # for; the total is exact.
+        self.assertEqual(sum(q["tx-packets"] for q in d.port_stats("b")["queues"]), 2000)
+        pmd = d.rpc("pmd.show")
+        polled = {(x["port"], x["queue"]) for p in pmd for x in p["rxqs"]}
+        self.assertTrue({("a", q) for q in range(4)} <= polled, pmd)
+
+    def test_frontend_reconnect(self):
+        d = self.daemon(ports=[vhost_port("a"), vhost_port("b")])
+        for round_ in range(3):
+            peer = self.peer({"a": (d.sock("a"), {"mac": MAC_A}),
+                              "b": (d.sock("b"), {"mac": MAC_B})})
+            d.wait_connected("a")
+            d.wait_connected("b")
+            peer.wait_forwarding("a", "b", dst=MAC_B)
+            peer.send("a", dst=MAC_B, count=200, size=200, flow=round_)
+            assert_all_valid(self, peer.recv("b", expect=200), 200, round_)
+            peer.close()
+            deadline = time.monotonic() + 10
+            while d.rpc("port.show", {"name": "a"})["status"]["connected"]:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+        st = d.rpc("port.show", {"name": "a"})["status"]
+        self.assertEqual(st["connects"], 3)
+        self.assertEqual(st["disconnects"], 3)
+
+    def test_client_mode_reconnects_to_restarted_server(self):
+        import tempfile
+        sockdir = tempfile.mkdtemp(prefix="vu-srv-")
+        sa, sb = os.path.join(sockdir, "a.sock"), os.path.join(sockdir, "b.sock")
+        d = self.daemon(ports=[vhost_port("a", socket=sa, mode="client"),
+                               vhost_port("b", socket=sb, mode="client")])
+        for round_ in range(2):
+            peer = self.peer({"a": (sa, {"mac": MAC_A, "server": True}),
+                              "b": (sb, {"mac": MAC_B, "server": True})})
+            peer.wait_ready(timeout=30)
+            d.wait_connected("a", timeout=30)
+            d.wait_connected("b", timeout=30)
+            peer.wait_forwarding("a", "b", dst=MAC_B)
+            peer.send("a", dst=MAC_B, count=100, size=300, flow=round_)
+            assert_all_valid(self, peer.recv("b", expect=100), 100, round_)
+            peer.close()
+        self.assertGreaterEqual(d.rpc("port.show", {"name": "a"})["status"]["connects"], 2)
+
+
+class XconnectTest(DaemonTestCase):
+
+    def test_xconnect_forwards_without_learning(self):
+        d = self.daemon(ports=[vhost_port("a", bridge=None), vhost_port("b", bridge=None)],
+                        xconnects=[{"name": "x0", "ports": ["a", "b"]}])
+        peer = self.peer({"a": (d.sock("a"), {"mac": MAC_A}),
+                          "b": (d.sock("b"), {"mac": MAC_B})})
+        d.wait_connected("a")
+        d.wait_connected("b")
+        peer.wait_forwarding("a", "b", dst="02:99:99:99:99:99")
+        for size, flow in ((64, 1), (1518, 2)):
+            peer.send("a", dst="02:99:99:99:99:99", count=1000, size=size, flow=flow)
+            assert_all_valid(self, peer.recv("b", expect=1000, timeout_ms=5000), 1000, flow)
+            peer.send("b", dst=MAC_A, count=1000, size=size, flow=flow + 10)
+            assert_all_valid(self, peer.recv("a", expect=1000, timeout_ms=5000), 1000,
+                             flow + 10)
+
+
+if __name__ == "__main__":
+    unittest.main()
