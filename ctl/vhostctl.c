@@ -599,10 +599,11 @@ print_port_stats(const json_t *st, const char *indent)
 {
 	static const char *const hdr[] = {"", "PACKETS", "BYTES", "ERRORS", "DROPS"};
 	static const char *const qhdr[] = {
-		"QUEUE", "ENABLED", "RX-PACKETS", "RX-BYTES", "TX-PACKETS", "TX-BYTES", "TX-DROPS"};
+		"QUEUE", "RX-ON", "TX-ON", "RX-PACKETS", "RX-BYTES", "TX-PACKETS", "TX-BYTES",
+		"TX-DROPS"};
 	struct table t = {.ncols = 5, .hdr = hdr, .align = "lrrrr"};
 	struct table dt = {0};
-	struct table qt = {.ncols = 7, .hdr = qhdr, .align = "rlrrrrr"};
+	struct table qt = {.ncols = 8, .hdr = qhdr, .align = "rllrrrrr"};
 	const char *dirs[] = {"rx", "tx"};
 	const char *keys[32], *dhdr[33];
 	char dalign[34];
@@ -647,7 +648,8 @@ print_port_stats(const json_t *st, const char *indent)
 		printf("%squeues:\n", indent);
 		json_array_foreach(json_object_get(st, "queues"), i, q) {
 			table_addv(&qt, json_object_get(q, "queue"));
-			table_addv(&qt, json_object_get(q, "enabled"));
+			table_addv(&qt, json_object_get(q, "rx-enabled"));
+			table_addv(&qt, json_object_get(q, "tx-enabled"));
 			table_addv(&qt, json_object_get(q, "rx-packets"));
 			table_addv(&qt, json_object_get(q, "rx-bytes"));
 			table_addv(&qt, json_object_get(q, "tx-packets"));
