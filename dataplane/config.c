@@ -123,14 +123,14 @@ bad_name:
 static int
 parse_mac(const char *s, uint8_t mac[6])
 {
-	unsigned int b[6];
-	char tail;
-
-	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-		    &tail) != 6 || strlen(s) != 17)
+	/* Exactly "xx:xx:xx:xx:xx:xx": sscanf("%2x") would also take " 1", "+1" or "-1". */
+	if (strlen(s) != 17)
 		return -EINVAL;
+	for (int i = 0; i < 17; i++)
+		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			return -EINVAL;
 	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)b[i];
+		mac[i] = (uint8_t)strtoul(s + 3 * i, NULL, 16);
 	if (mac[0] & 1)
 		return -EINVAL; /* a station address is never multicast */
 	return 0;
@@ -276,7 +276,7 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 	     state[8] = "";
 	json_t *trunks;
 	long long n;
-	int rc;
+	int rc, has_type, has_mode, has_state;
 
 	if (check_members(obj, what, keys, err) < 0)
 		return -EINVAL;
@@ -299,15 +299,22 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 	if (check_name("port", out->name, err) < 0)
 		return -EINVAL;
 	snprintf(what, sizeof(what), "port %s", out->name);
-	if (get_str(obj, what, "type", type, sizeof(type), false, err) < 0 ||
-		get_str(obj, what, "mode", mode, sizeof(mode), false, err) < 0 ||
-		get_str(obj, what, "bridge", out->bridge, sizeof(out->bridge), true, err) < 0 ||
+	/* A member given as "" is present (and invalid), not absent. */
+	has_type = get_str(obj, what, "type", type, sizeof(type), false, err);
+	if (has_type < 0)
+		return -EINVAL;
+	has_mode = get_str(obj, what, "mode", mode, sizeof(mode), false, err);
+	if (has_mode < 0)
+		return -EINVAL;
+	has_state = get_str(obj, what, "admin-state", state, sizeof(state), false, err);
+	if (has_state < 0)
+		return -EINVAL;
+	if (get_str(obj, what, "bridge", out->bridge, sizeof(out->bridge), true, err) < 0 ||
 		get_str(obj, what, "mac", mac, sizeof(mac), true, err) < 0 ||
-		get_str(obj, what, "admin-state", state, sizeof(state), false, err) < 0 ||
 		get_bool(obj, what, "csum", &out->csum, err) < 0 ||
 		get_bool(obj, what, "mrg-rxbuf", &out->mrg_rxbuf, err) < 0)
 		return -EINVAL;
-	if (type[0] != '\0') {
+	if (has_type) {
 		out->type = PORT_TYPE_MAX;
 		for (int t = 0; t < PORT_TYPE_MAX; t++)
 			if (strcmp(type, port_type_names[t]) == 0)
@@ -317,12 +324,12 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 	}
 	if (out->type == PORT_TYPE_MAX)
 		return bad(err, what, "type", "is required");
-	if (mode[0] != '\0') {
+	if (has_mode) {
 		if (strcmp(mode, "server") != 0 && strcmp(mode, "client") != 0)
 			return bad(err, what, "mode", "must be server or client");
 		out->client = strcmp(mode, "client") == 0;
 	}
-	if (strcmp(state, "") != 0) {
+	if (has_state) {
 		if (strcmp(state, "up") != 0 && strcmp(state, "down") != 0)
 			return bad(err, what, "admin-state", "must be up or down");
 		out->admin_up = strcmp(state, "up") == 0;
@@ -334,7 +341,7 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 		if (buf[0] == '\0')
 			return bad(err, what, "socket", "must not be empty");
 		if (buf[0] == '/')
-			memcpy(out->socket, buf, sizeof(buf));
+			memcpy(out->socket, buf, strlen(buf) + 1);
 		else if (snprintf(out->socket, sizeof(out->socket), "%s/%s", run_dir, buf) >=
 			(int)sizeof(out->socket))
 			return bad(err, what, "socket", "is too long once under run-dir");
@@ -494,10 +501,14 @@ config_parse_xconnect(json_t *obj, struct xconnect_conf *out, struct ctl_error *
 		!json_is_string(json_array_get(ports, 1)))
 		return bad(err, "xconnect", "ports", "must be an array of two port names");
 	for (int i = 0; i < 2; i++) {
-		snprintf(out->ports[i], sizeof(out->ports[i]), "%s",
-			json_string_value(json_array_get(ports, i)));
-		if (check_name("port", out->ports[i], err) < 0)
+		json_t *p = json_array_get(ports, i);
+
+		/* check_name() refuses names too long for out->ports[i]. */
+		if (strlen(json_string_value(p)) != json_string_length(p))
+			return bad(err, "xconnect", "ports", "must not contain NUL");
+		if (check_name("port", json_string_value(p), err) < 0)
 			return -EINVAL;
+		memcpy(out->ports[i], json_string_value(p), json_string_length(p) + 1);
 	}
 	return 0;
 }
