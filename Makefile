@@ -17,12 +17,11 @@ build: $(BUILD)/build.ninja
 
 # Install everything, build, reserve hugepages and run the daemon in the
 # foreground on the embedded default config (or CONFIG=file.json).
-run: deps build
+run: build
 	$(BUILD)/vhostd $(if $(CONFIG),-c $(CONFIG))
 
 # The whole suite: unit tests, then integration tests with real peers.
 test:
-	scripts/setup-host.sh --test
 	$(MAKE) build
 	scripts/run-tests.sh $(BUILD)
 
