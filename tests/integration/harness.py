@@ -99,9 +99,10 @@ class Vhostd:
     def sock(self, name):
         return os.path.join(self.run_dir, name + ".sock")
 
-    def start(self, timeout=30.0, expect_fail=False):
-        with open(self.config_path, "w") as f:
-            json.dump(self.config, f, indent=1)
+    def start(self, timeout=30.0, expect_fail=False, write_config=True):
+        if write_config:
+            with open(self.config_path, "w") as f:
+                json.dump(self.config, f, indent=1)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([VHOSTD, "-c", self.config_path], stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
