@@ -211,6 +211,16 @@ class LiveConfigTest(DaemonTestCase):
         p = subprocess.run([VHOSTD, "--check"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
 
+    def test_shipped_configs_are_valid(self):
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        confs = [os.path.join(root, "configs", "vhostd.json")]
+        ex = os.path.join(root, "configs", "examples")
+        confs += [os.path.join(ex, f) for f in sorted(os.listdir(ex)) if f.endswith(".json")]
+        self.assertGreater(len(confs), 2)
+        for c in confs:
+            p = subprocess.run([VHOSTD, "--check", "-c", c], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, "%s: %s" % (c, p.stderr))
+
     def test_second_instance_same_socket_fails_clearly(self):
         d = self.daemon(ports=[vhost_port("a")])
         d2 = Vhostd(ports=[vhost_port("a", socket=d.sock("a"))])
