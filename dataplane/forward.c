@@ -73,6 +73,8 @@ complete_l4_csum(struct rte_mbuf *m)
 }
 
 static void reflect_burst(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n);
+static void forward_burst(struct fwd_ctx *c, uint16_t in, uint16_t q, struct rte_mbuf **pkts,
+	uint16_t n);
 
 /* Transmit @n frames to port @idx; always consumes the frames. */
 static void
@@ -87,9 +89,14 @@ port_tx(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
 		rte_pktmbuf_free_bulk(pkts, n);
 		return;
 	}
+	/* Floods skip down ports; unicast and cross-connect traffic ends here. */
+	if (unlikely(!v->up)) {
+		drop_bulk(tx_counters(c, v, 0), DROP_DOWN, pkts, n);
+		return;
+	}
 	switch (v->type) {
 	case PORT_VHOST_USER:
-		if (unlikely(!v->up || v->n_txq == 0)) {
+		if (unlikely(v->n_txq == 0)) {
 			drop_bulk(tx_counters(c, v, 0), DROP_DOWN, pkts, n);
 			return;
 		}
@@ -185,7 +192,7 @@ reflect_burst(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t 
 	}
 	/* The bounced frames enter the bridge as if received on the reflector. */
 	if (n_out > 0)
-		fwd_process(c, idx, 0, out, n_out);
+		forward_burst(c, idx, 0, out, n_out);
 }
 
 static inline void
@@ -246,10 +253,9 @@ retag(struct rte_mbuf *m, bool tagged_now, bool want_tag, uint16_t vlan)
 		return true;
 	if (want_tag) {
 		m->vlan_tci = vlan;
+		/* rte_vlan_insert() also adds the tag to l2_len. */
 		if (rte_vlan_insert(&m) != 0)
 			return false;
-		if (m->ol_flags & RTE_MBUF_F_TX_L4_MASK)
-			m->l2_len += RTE_VLAN_HLEN;
 		return true;
 	}
 	if (m->data_len < RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN)
@@ -397,8 +403,8 @@ bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
 	}
 }
 
-void
-fwd_process(struct fwd_ctx *c, uint16_t in, uint16_t q, struct rte_mbuf **pkts, uint16_t n)
+static void
+forward_burst(struct fwd_ctx *c, uint16_t in, uint16_t q, struct rte_mbuf **pkts, uint16_t n)
 {
 	const struct dp_port_view *iv = &c->snap->ports[in];
 	struct dp_counters *rxc = &iv->port->stats->rx[q];
@@ -420,6 +426,18 @@ fwd_process(struct fwd_ctx *c, uint16_t in, uint16_t q, struct rte_mbuf **pkts, 
 		return;
 	}
 	drop_bulk(rxc, DROP_NO_DEST, pkts, n);
+}
+
+void
+fwd_process(struct fwd_ctx *c, uint16_t in, uint16_t q, struct rte_mbuf **pkts, uint16_t n)
+{
+	/*
+	 * Received frames are never "already reflected": rte_pktmbuf_reset()
+	 * keeps hash.usr, so a recycled mbuf may still carry the mark.
+	 */
+	for (uint16_t i = 0; i < n; i++)
+		pkts[i]->hash.usr = 0;
+	forward_burst(c, in, q, pkts, n);
 }
 
 uint16_t
