@@ -19,13 +19,13 @@
 #define HUGEPAGES_SYSFS "/sys/kernel/mm/hugepages"
 
 static long
-read_long(const char *dir, const char *file)
+read_long(const char *sysfs, const char *dir, const char *file)
 {
-	char path[512];
+	char path[1024];
 	long v = -1;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s/%s", HUGEPAGES_SYSFS, dir, file);
+	snprintf(path, sizeof(path), "%s/%s/%s", sysfs, dir, file);
 	f = fopen(path, "r");
 	if (f == NULL)
 		return -1;
@@ -36,10 +36,10 @@ read_long(const char *dir, const char *file)
 }
 
 static int
-hugetlbfs_mounted(void)
+hugetlbfs_mounted(const char *mounts)
 {
 	struct mntent *m;
-	FILE *f = setmntent("/proc/mounts", "r");
+	FILE *f = setmntent(mounts, "r");
 	int found = 0;
 
 	if (f == NULL)
@@ -54,21 +54,27 @@ hugetlbfs_mounted(void)
 int
 eal_check_hugepages(char *err, size_t errlen)
 {
+	return eal_check_hugepages_at(HUGEPAGES_SYSFS, "/proc/mounts", err, errlen);
+}
+
+int
+eal_check_hugepages_at(const char *sysfs, const char *mounts, char *err, size_t errlen)
+{
 	char sizes[256] = "";
 	long free_total = 0;
 	struct dirent *de;
 	size_t used = 0;
 	DIR *d;
 
-	if (!hugetlbfs_mounted()) {
+	if (!hugetlbfs_mounted(mounts)) {
 		snprintf(err, errlen,
 			"no hugetlbfs is mounted: run `mkdir -p /dev/hugepages && mount -t "
 			"hugetlbfs nodev /dev/hugepages` (or set eal.no-huge for development)");
 		return -ENOENT;
 	}
-	d = opendir(HUGEPAGES_SYSFS);
+	d = opendir(sysfs);
 	if (d == NULL) {
-		snprintf(err, errlen, "this kernel has no hugepage support (%s)", HUGEPAGES_SYSFS);
+		snprintf(err, errlen, "this kernel has no hugepage support (%s)", sysfs);
 		return -ENOENT;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -76,8 +82,8 @@ eal_check_hugepages(char *err, size_t errlen)
 
 		if (strncmp(de->d_name, "hugepages-", 10) != 0)
 			continue;
-		nr = read_long(de->d_name, "nr_hugepages");
-		fr = read_long(de->d_name, "free_hugepages");
+		nr = read_long(sysfs, de->d_name, "nr_hugepages");
+		fr = read_long(sysfs, de->d_name, "free_hugepages");
 		if (fr > 0)
 			free_total += fr;
 		used += snprintf(sizes + used, used < sizeof(sizes) ? sizeof(sizes) - used : 0,

@@ -15,6 +15,8 @@ struct daemon_conf;
  * -ENOENT with a message that says how to fix it.
  */
 int eal_check_hugepages(char *err, size_t errlen);
+/* The same with another sysfs hugepages dir and mount table (for tests). */
+int eal_check_hugepages_at(const char *sysfs, const char *mounts, char *err, size_t errlen);
 
 /* Initialise the EAL for the daemon; returns 0 or a negative errno. */
 int eal_start(const struct daemon_conf *d, const char *prog, char *err, size_t errlen);
