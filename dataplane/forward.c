@@ -21,6 +21,8 @@
 /* Marks a frame a reflector already bounced, so two reflectors never ping-pong. */
 #define REFLECTED_MARK 0x7ef1ec7du
 
+void (*fwd_tx_hook)(uint16_t port, struct rte_mbuf **pkts, uint16_t n);
+
 static inline struct dp_counters *
 tx_counters(struct fwd_ctx *c, const struct dp_port_view *v, uint16_t q)
 {
@@ -141,6 +143,8 @@ port_tx(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
 			bytes += pkts[i]->pkt_len;
 		ctr->packets += n;
 		ctr->bytes += bytes;
+		if (unlikely(fwd_tx_hook != NULL))
+			fwd_tx_hook(idx, pkts, n);
 		rte_pktmbuf_free_bulk(pkts, n);
 		return;
 	case PORT_REFLECTOR:

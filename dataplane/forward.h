@@ -28,6 +28,12 @@ struct fwd_ctx {
 	struct fwd_txbuf txb[DP_MAX_PORTS];
 };
 
+/*
+ * Test hook, NULL in the daemon: when set, a PORT_SINK port calls it with
+ * the frames it is about to free, so that unit tests can inspect them.
+ */
+extern void (*fwd_tx_hook)(uint16_t port, struct rte_mbuf **pkts, uint16_t n);
+
 /* Receive one burst from @rxq and forward it; returns the frames received. */
 uint16_t fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq);
 /* Transmit everything batched so far. Must run before the snapshot changes. */
