@@ -190,6 +190,9 @@ class Vhostd:
     def cleanup(self):
         self.kill()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        # DPDK's runtime dir of this instance (hugepage files are unlinked
+        # by --huge-unlink).
+        shutil.rmtree(os.path.join("/var/run/dpdk", self.prefix), ignore_errors=True)
 
 
 def vhost_port(name, bridge="br0", **kw):
