@@ -16,6 +16,7 @@
 #include <sys/un.h>
 
 #include "ctl_server.h"
+#include "fsutil.h"
 #include "jsonrpc.h"
 
 /* Bytes read from one client per ctl_server_process() call, so that a
@@ -635,64 +636,6 @@ ctl_server_process(struct ctl_server *s)
 /* ---- setup and teardown ----------------------------------------------- */
 
 static int
-make_parent_dirs(const char *path)
-{
-	char *dir = strdup(path);
-	char *p, saved;
-	int rc = 0;
-
-	if (dir == NULL)
-		return -ENOMEM;
-	p = strrchr(dir, '/');
-	if (p == NULL || p == dir)
-		goto out;
-	*p = '\0';
-	for (p = dir + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		saved = *p;
-		*p = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-			rc = -errno;
-			goto out;
-		}
-		*p = saved;
-		if (saved == '\0')
-			break;
-	}
-out:
-	free(dir);
-	return rc;
-}
-
-/* Remove a socket file left by a crashed daemon, but never one a running
- * daemon still serves, and never anything that is not a socket. */
-static int
-remove_stale_socket(const struct sockaddr_un *sa)
-{
-	struct stat st;
-	int fd, rc = 0;
-
-	if (lstat(sa->sun_path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode))
-		return -EEXIST;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
-		rc = -EADDRINUSE;
-	else if (errno == EAGAIN)
-		rc = -EADDRINUSE; /* alive, with a full backlog */
-	else if (errno == ECONNREFUSED)
-		rc = unlink(sa->sun_path) < 0 && errno != ENOENT ? -errno : 0;
-	else
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-static int
 set_group(const char *path, const char *group)
 {
 	struct group gr, *res = NULL;
@@ -747,10 +690,10 @@ ctl_server_create(struct ctl_server **out, const char *path, mode_t mode, const 
 		rc = -ENOMEM;
 		goto fail;
 	}
-	rc = make_parent_dirs(path);
+	rc = fs_mkdir_parents(path);
 	if (rc < 0)
 		goto fail;
-	rc = remove_stale_socket(&sa);
+	rc = fs_remove_stale_socket(path);
 	if (rc < 0)
 		goto fail;
 

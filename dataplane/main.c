@@ -23,6 +23,7 @@
 #include "ctl_server.h"
 #include "datapath.h"
 #include "eal.h"
+#include "fsutil.h"
 #include "log.h"
 #include "mac_table.h"
 #include "vhost_net.h"
@@ -68,25 +69,6 @@ read_file(const char *path, char *err, size_t errlen)
 	if (buf == NULL)
 		snprintf(err, errlen, "%s: cannot read (not a regular file below 16 MiB?)", path);
 	return buf;
-}
-
-static int
-mkdir_p(const char *path)
-{
-	char tmp[PATH_MAX];
-
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 static int
@@ -242,7 +224,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	rc = mkdir_p(d.run_dir);
+	rc = fs_mkdir_p(d.run_dir);
 	if (rc < 0) {
 		fprintf(stderr, "vhostd: cannot create run-dir %s: %s\n", d.run_dir, strerror(-rc));
 		return 1;

@@ -3,16 +3,15 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/eventfd.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <linux/virtio_net.h>
 #include <rte_vhost.h>
 
 #include "datapath.h"
+#include "fsutil.h"
 #include "log.h"
 #include "vhost_net.h"
 
@@ -152,62 +151,6 @@ static const struct rte_vhost_device_ops net_ops = {
 	.vring_state_changed = vring_state_changed,
 };
 
-static int
-mkdir_parent(const char *path)
-{
-	char dir[PATH_MAX];
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash == NULL || slash == dir)
-		return 0;
-	*slash = '\0';
-	for (char *p = dir + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-int
-vhost_net_check_socket(const char *path, char *err, size_t errlen)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd, rc;
-
-	if (lstat(path, &st) != 0)
-		return 0;
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "%s exists and is not a socket", path);
-		return -EEXIST;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	close(fd);
-	if (rc == 0) {
-		snprintf(err, errlen, "socket %s is in use by another process", path);
-		return -EADDRINUSE;
-	}
-	/* Nobody listens: a leftover of a crashed process. */
-	if (unlink(path) != 0 && errno != ENOENT) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot remove stale socket %s: %s", path, strerror(errno));
-		return rc;
-	}
-	return 0;
-}
-
 int
 vhost_net_start(struct port *p, char *err, size_t errlen)
 {
@@ -217,11 +160,17 @@ vhost_net_start(struct port *p, char *err, size_t errlen)
 	int rc;
 
 	if (!p->conf.client) {
-		rc = vhost_net_check_socket(path, err, errlen);
+		rc = fs_remove_stale_socket(path);
+		if (rc == -EADDRINUSE)
+			snprintf(err, errlen, "socket %s is in use by another process", path);
+		else if (rc == -EEXIST)
+			snprintf(err, errlen, "%s exists and is not a socket", path);
+		else if (rc < 0)
+			snprintf(err, errlen, "cannot use socket path %s: %s", path, strerror(-rc));
 		if (rc < 0)
 			return rc;
 	}
-	rc = mkdir_parent(path);
+	rc = fs_mkdir_parents(path);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot create the directory of %s: %s", path, strerror(-rc));
 		return rc;

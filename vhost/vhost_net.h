@@ -37,7 +37,5 @@ uint64_t vhost_net_vring_bits(int vid);
 int vhost_net_event_fd(void);
 void vhost_net_handle_events(void);
 
-/* Check that a server socket can be created at @path (in use, not a socket). */
-int vhost_net_check_socket(const char *path, char *err, size_t errlen);
 
 #endif

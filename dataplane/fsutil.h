@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Filesystem helpers shared by the daemon's socket owners. */
+#ifndef VHOSTD_FSUTIL_H
+#define VHOSTD_FSUTIL_H
+
+/* mkdir -p @dir (mode 0755). Returns 0 or a negative errno. */
+int fs_mkdir_p(const char *dir);
+
+/* Create the directories above the file @path. */
+int fs_mkdir_parents(const char *path);
+
+/*
+ * Make @path free for a new listening unix socket: a socket file nobody
+ * listens on (left by a crashed process) is removed. Returns 0,
+ * -EADDRINUSE if a live server owns it, -EEXIST if it is not a socket.
+ */
+int fs_remove_stale_socket(const char *path);
+
+#endif
