@@ -167,6 +167,11 @@ config_parse_text(const char *text, const char *origin, struct ctl_error *err)
 	doc = json_loads(copy, JSON_REJECT_DUPLICATES, &jerr);
 	free(copy);
 	if (doc == NULL) {
+		/* jansson cuts the "near '...'" token anywhere, even inside a UTF-8
+		 * sequence; messages must stay valid UTF-8 (JSON strings). */
+		for (char *p = jerr.text; *p != '\0'; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
 		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "%s:%d:%d: %s", origin, jerr.line,
 			jerr.column, jerr.text);
 		return NULL;
