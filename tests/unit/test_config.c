@@ -156,6 +156,16 @@ test_text_errors(void **state)
 	text_bad("[1, 2]", "my.conf: expected a JSON object");
 	text_bad("\"str\"", "my.conf:");
 	text_bad("{} {}", "my.conf:1:");
+
+	/* The message stays valid UTF-8 when jansson cuts a character in two. */
+	text_bad("{\"a\": \"\\\xd1\x90\"}", "my.conf:1:");
+	{
+		json_t *s = json_string(err.message);
+
+		if (s == NULL)
+			fail_msg("message is not valid UTF-8: %s", err.message);
+		json_decref(s);
+	}
 }
 
 /* ---- daemon sections ----------------------------------------------------- */
