@@ -39,39 +39,53 @@ drop_bulk(struct dp_counters *ctr, enum dp_drop why, struct rte_mbuf **pkts, uin
 /*
  * Finish a partial checksum in software for a frontend that did not
  * negotiate VIRTIO_NET_F_GUEST_CSUM: the virtio spec forbids handing it
- * a NEEDS_CSUM buffer.
+ * a NEEDS_CSUM buffer. A frame shared with other destinations (a flood) is
+ * copied first: they may accept the partial checksum and must keep it.
+ * Returns the frame to send (NULL: dropped for lack of mbufs).
  */
-static void
-complete_l4_csum(struct rte_mbuf *m)
+static struct rte_mbuf *
+complete_l4_csum(struct fwd_ctx *c, struct rte_mbuf *m)
 {
 	uint64_t l4 = m->ol_flags & RTE_MBUF_F_TX_L4_MASK;
-	uint32_t off = m->l2_len + m->l3_len;
-	uint16_t *field;
-	uint16_t csum_off;
+	uint32_t off = m->l2_len + m->l3_len, sum;
+	uint16_t csum_off, raw, *field;
 
-	if (l4 == 0 || m->nb_segs != 1)
-		return;
 	if (l4 == RTE_MBUF_F_TX_TCP_CKSUM)
 		csum_off = offsetof(struct rte_tcp_hdr, cksum);
 	else if (l4 == RTE_MBUF_F_TX_UDP_CKSUM)
 		csum_off = offsetof(struct rte_udp_hdr, dgram_cksum);
 	else
-		return;
-	if (off + csum_off + 2 > m->data_len)
-		return;
-	field = rte_pktmbuf_mtod_offset(m, uint16_t *, off + csum_off);
-	/* The frontend left the pseudo-header sum in the field; add the rest. */
-	*field = 0;
-	if (m->ol_flags & RTE_MBUF_F_TX_IPV4) {
-		const struct rte_ipv4_hdr *ip =
-			rte_pktmbuf_mtod_offset(m, const struct rte_ipv4_hdr *, m->l2_len);
-		*field = rte_ipv4_udptcp_cksum(ip, rte_pktmbuf_mtod_offset(m, void *, off));
-	} else if (m->ol_flags & RTE_MBUF_F_TX_IPV6) {
-		const struct rte_ipv6_hdr *ip6 =
-			rte_pktmbuf_mtod_offset(m, const struct rte_ipv6_hdr *, m->l2_len);
-		*field = rte_ipv6_udptcp_cksum(ip6, rte_pktmbuf_mtod_offset(m, void *, off));
+		return m;
+	/* Headers outside the first segment: leave the frame as it is. */
+	if (off + csum_off + 2 > m->data_len || off >= m->pkt_len)
+		return m;
+	if (rte_mbuf_refcnt_read(m) > 1) {
+		struct rte_mbuf *cp = rte_pktmbuf_copy(m, c->mp, 0, UINT32_MAX);
+
+		rte_pktmbuf_free(m);
+		if (cp == NULL)
+			return NULL;
+		m = cp;
 	}
+	field = rte_pktmbuf_mtod_offset(m, uint16_t *, off + csum_off);
+	/* The field holds the pseudo-header sum: recompute from scratch. */
+	*field = 0;
+	if (rte_raw_cksum_mbuf(m, off, m->pkt_len - off, &raw) != 0)
+		return m;
+	sum = raw;
+	if (m->ol_flags & RTE_MBUF_F_TX_IPV4)
+		sum += rte_ipv4_phdr_cksum(
+			rte_pktmbuf_mtod_offset(m, const struct rte_ipv4_hdr *, m->l2_len), 0);
+	else if (m->ol_flags & RTE_MBUF_F_TX_IPV6)
+		sum += rte_ipv6_phdr_cksum(
+			rte_pktmbuf_mtod_offset(m, const struct rte_ipv6_hdr *, m->l2_len), 0);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	*field = (uint16_t)~sum;
+	if (*field == 0 && l4 == RTE_MBUF_F_TX_UDP_CKSUM)
+		*field = 0xffff; /* 0 means "no checksum" in UDP */
 	m->ol_flags &= ~(RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_IP_CKSUM);
+	return m;
 }
 
 static void reflect_burst(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n);
@@ -85,7 +99,7 @@ port_tx(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
 	const struct dp_port_view *v = &c->snap->ports[idx];
 	struct dp_counters *ctr;
 	uint64_t bytes = 0;
-	uint16_t q, sent, i;
+	uint16_t q, sent, i, keep;
 
 	if (unlikely(v->port == NULL)) {
 		rte_pktmbuf_free_bulk(pkts, n);
@@ -104,22 +118,26 @@ port_tx(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
 		}
 		q = v->txq[c->pmd_idx % v->n_txq];
 		ctr = tx_counters(c, v, q);
-		for (i = 0; i < n; i++) {
-			if (unlikely(pkts[i]->pkt_len > v->max_frame)) {
-				/* Rare: keep order by dropping in place. */
-				struct rte_mbuf *m = pkts[i];
+		/* Drop what the port cannot take, keeping the order of the rest. */
+		for (i = 0, keep = 0; i < n; i++) {
+			struct rte_mbuf *m = pkts[i];
 
-				memmove(&pkts[i], &pkts[i + 1], (n - i - 1) * sizeof(pkts[0]));
-				n--;
-				i--;
+			if (unlikely(m->pkt_len > v->max_frame)) {
 				ctr->drops[DROP_MTU]++;
 				rte_pktmbuf_free(m);
 				continue;
 			}
-			if (!v->guest_csum && (pkts[i]->ol_flags & RTE_MBUF_F_TX_L4_MASK))
-				complete_l4_csum(pkts[i]);
-			bytes += pkts[i]->pkt_len;
+			if (unlikely(!v->guest_csum && (m->ol_flags & RTE_MBUF_F_TX_L4_MASK))) {
+				m = complete_l4_csum(c, m);
+				if (m == NULL) {
+					ctr->drops[DROP_NO_MBUF]++;
+					continue;
+				}
+			}
+			bytes += m->pkt_len;
+			pkts[keep++] = m;
 		}
+		n = keep;
 		/*
 		 * A guest that is a little slow to refill its ring loses nothing:
 		 * retry a few times, as OVS does, before counting drops.
@@ -313,12 +331,12 @@ flood(struct fwd_ctx *c, const struct dp_bridge_view *bv, uint16_t in, struct rt
 		}
 	}
 	if (m != NULL) {
-		rte_mbuf_refcnt_update(m, (int16_t)(n_same - 1));
+		rte_pktmbuf_refcnt_update(m, (int16_t)(n_same - 1));
 		for (uint16_t i = 0; i < n_same; i++)
 			txb_add(c, same[i], m);
 	}
 	if (m2 != NULL) {
-		rte_mbuf_refcnt_update(m2, (int16_t)(n_other - 1));
+		rte_pktmbuf_refcnt_update(m2, (int16_t)(n_other - 1));
 		for (uint16_t i = 0; i < n_other; i++)
 			txb_add(c, other[i], m2);
 	}
