@@ -342,17 +342,34 @@ flood(struct fwd_ctx *c, const struct dp_bridge_view *bv, uint16_t in, struct rt
 	}
 }
 
+/* A non-zero 64-bit key of (MAC, VLAN) for the per-burst memo. */
+static inline uint64_t
+burst_key(const uint8_t *mac, uint16_t vlan)
+{
+	uint64_t k = 0;
+
+	memcpy(&k, mac, RTE_ETHER_ADDR_LEN);
+	return k | (uint64_t)vlan << 48 | 1ULL << 62;
+}
+
 static void
 bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
 	struct rte_mbuf **pkts, uint16_t n, struct dp_counters *rxc)
 {
 	const struct dp_bridge_view *bv = &c->snap->bridges[iv->bridge];
 	struct mac_table *macs = bv->br->macs;
+	/*
+	 * Frames of a burst mostly share their addresses: learn a source and
+	 * look up a destination once per run of equal (MAC, VLAN) keys.
+	 */
+	uint64_t last_src = 0, last_dst = 0;
+	uint16_t last_out = DP_NONE;
 
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		struct rte_ether_hdr *eth;
 		uint16_t vlan = 0, out;
+		uint64_t key;
 		bool tagged = false;
 
 		if (i + 1 < n)
@@ -398,13 +415,22 @@ bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
 		default:
 			break;
 		}
-		if (likely(!rte_is_multicast_ether_addr(&eth->src_addr)))
-			mac_table_learn(macs, eth->src_addr.addr_bytes, vlan, in);
+		key = burst_key(eth->src_addr.addr_bytes, vlan);
+		if (key != last_src) {
+			if (likely(!rte_is_multicast_ether_addr(&eth->src_addr)))
+				mac_table_learn(macs, eth->src_addr.addr_bytes, vlan, in);
+			last_src = key;
+		}
 		if (rte_is_multicast_ether_addr(&eth->dst_addr)) {
 			flood(c, bv, in, m, vlan, tagged, rxc);
 			continue;
 		}
-		out = mac_table_lookup(macs, eth->dst_addr.addr_bytes, vlan);
+		key = burst_key(eth->dst_addr.addr_bytes, vlan);
+		if (key != last_dst) {
+			last_out = mac_table_lookup(macs, eth->dst_addr.addr_bytes, vlan);
+			last_dst = key;
+		}
+		out = last_out;
 		if (out == DP_NONE || out >= DP_MAX_PORTS || c->snap->ports[out].bridge != iv->bridge ||
 			!vlan_member(&c->snap->ports[out], vlan)) {
 			flood(c, bv, in, m, vlan, tagged, rxc);
