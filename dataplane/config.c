@@ -229,6 +229,8 @@ config_parse_daemon(json_t *doc, struct daemon_conf *d, struct ctl_error *err)
 		return bad(err, "vhostd", "log-level", "must be err, warn, info or debug");
 	if (d->run_dir[0] != '/')
 		return bad(err, "vhostd", "run-dir", "must be an absolute path");
+	if (d->ctl_socket[0] != '\0' && d->ctl_socket[0] != '/')
+		return bad(err, "vhostd", "control-socket", "must be an absolute path");
 	if (d->ctl_socket[0] == '\0' &&
 		snprintf(d->ctl_socket, sizeof(d->ctl_socket), "%s/vhostd.sock", d->run_dir) >=
 			(int)sizeof(d->ctl_socket))
@@ -251,10 +253,12 @@ config_parse_daemon(json_t *doc, struct daemon_conf *d, struct ctl_error *err)
 			if (!json_is_array(x) || json_array_size(x) > CONFIG_MAX_EXTRA_ARGS)
 				return bad(err, "eal", "extra-args", "must be an array of strings");
 			json_array_foreach(x, i, a) {
-				if (!json_is_string(a))
+				if (!json_is_string(a) ||
+					json_string_length(a) >= CONFIG_MAX_EXTRA_ARG_LEN)
 					return bad(err, "eal", "extra-args",
-						"must be an array of strings");
-				d->extra_args[d->n_extra_args++] = strdup(json_string_value(a));
+						"must be an array of strings of at most 255 bytes");
+				snprintf(d->extra_args[d->n_extra_args++], CONFIG_MAX_EXTRA_ARG_LEN,
+					"%s", json_string_value(a));
 			}
 		}
 	}

@@ -18,6 +18,7 @@
 struct ctl_error;
 
 #define CONFIG_MAX_EXTRA_ARGS 32
+#define CONFIG_MAX_EXTRA_ARG_LEN 256
 
 /* The "vhostd" and "eal" sections: fixed for the life of the process. */
 struct daemon_conf {
@@ -30,7 +31,7 @@ struct daemon_conf {
 	bool no_huge;
 	unsigned int memory_mb;
 	int n_extra_args;
-	char *extra_args[CONFIG_MAX_EXTRA_ARGS];
+	char extra_args[CONFIG_MAX_EXTRA_ARGS][CONFIG_MAX_EXTRA_ARG_LEN];
 	char config_path[PATH_MAX]; /* "" when running on the embedded default */
 };
 

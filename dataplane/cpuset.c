@@ -94,6 +94,8 @@ cpuset_format(const cpu_set_t *set, char *buf, size_t len)
 	size_t used = 0;
 	int c = 0;
 
+	if (len == 0)
+		return -ENOSPC;
 	buf[0] = '\0';
 	while (c < CPU_SETSIZE) {
 		int start, n;

@@ -142,7 +142,7 @@ eal_start(const struct daemon_conf *d, const char *prog, char *err, size_t errle
 		}
 	}
 	for (int i = 0; i < d->n_extra_args; i++)
-		argv[argc++] = d->extra_args[i];
+		argv[argc++] = (char *)d->extra_args[i];
 	argv[argc] = NULL;
 	rc = rte_eal_init(argc, argv);
 	if (rc < 0) {

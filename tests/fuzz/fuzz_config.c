@@ -193,8 +193,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (d.run_dir[0] != '/' || d.ctl_socket[0] == '\0') {
 		abort();
 	}
-	for (int i = 0; i < d.n_extra_args; i++)
-		free(d.extra_args[i]);
 	d.n_extra_args = 0;
 
 	memset(&err, 0, sizeof(err));
