@@ -116,7 +116,12 @@ port_tx(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
 			drop_bulk(tx_counters(c, v, 0), DROP_DOWN, pkts, n);
 			return;
 		}
-		q = v->txq[c->pmd_idx % v->n_txq];
+		/*
+		 * Keep the queue the frames came in on: the sender's flow-to-queue
+		 * spreading carries over to the receiver, and PMDs serving
+		 * different queues write different vrings.
+		 */
+		q = v->txq[c->in_queue % v->n_txq];
 		ctr = tx_counters(c, v, q);
 		/* Drop what the port cannot take, keeping the order of the rest. */
 		for (i = 0, keep = 0; i < n; i++) {
@@ -503,6 +508,7 @@ fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq)
 	if (n == 0)
 		return 0;
 	rxc = &v->port->stats->rx[rxq->queue];
+	c->in_queue = rxq->queue;
 	for (uint16_t i = 0; i < n; i++)
 		bytes += pkts[i]->pkt_len;
 	rxc->packets += n;

@@ -21,6 +21,8 @@ struct fwd_txbuf {
 
 struct fwd_ctx {
 	uint16_t pmd_idx;
+	/* The queue the frames being forwarded arrived on (0 for internal ones). */
+	uint16_t in_queue;
 	const struct dp_snapshot *snap;
 	struct rte_mempool *mp;
 	uint16_t n_dirty;

@@ -170,9 +170,17 @@ class BridgeTest(DaemonTestCase):
             self.assertEqual(r["flows"][str(10 + q)]["seqs_missing"], 0)
         qs = d.port_stats("a")["queues"]
         self.assertEqual([q["rx-packets"] for q in qs], [500, 500, 500, 500], qs)
-        # Guest rx: vhostd spreads its tx over the enabled queues it has PMDs
-        # for; the total is exact.
-        self.assertEqual(sum(q["tx-packets"] for q in d.port_stats("b")["queues"]), 2000)
+        # Frames leave on the queue number they arrived on: b's guest side
+        # gets 500 on each of its 4 rx queues too.
+        qb = d.port_stats("b")["queues"]
+        self.assertEqual([q["tx-packets"] for q in qb], [500, 500, 500, 500], qb)
+        self.assertEqual(r["per_queue"], [500, 500, 500, 500], r)
+        # And the other way round.
+        for q in range(4):
+            peer.send("b", dst=MAC_A, queue=q, count=300, size=128, flow=20 + q)
+        ra = peer.recv("a", expect=1200, timeout_ms=5000)
+        self.assertEqual(ra["valid"], 1200, ra)
+        self.assertEqual(ra["per_queue"], [300, 300, 300, 300], ra)
         pmd = d.rpc("pmd.show")
         polled = {(x["port"], x["queue"]) for p in pmd for x in p["rxqs"]}
         self.assertTrue({("a", q) for q in range(4)} <= polled, pmd)
