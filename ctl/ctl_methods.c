@@ -13,6 +13,7 @@
 #include "ctl_server.h"
 #include "datapath.h"
 #include "jsonrpc.h"
+#include "log.h"
 #include "mac_table.h"
 #include "pmd.h"
 #include "vhostd_version.h"
@@ -616,10 +617,32 @@ m_config_save(json_t *params, void *arg, struct ctl_error *err)
 	return json_pack("{s:s}", "path", path);
 }
 
+static json_t *
+m_log_set(json_t *params, void *arg, struct ctl_error *err)
+{
+	static const char *const keys[] = {"level", NULL};
+	json_t *l;
+	int level;
+
+	if (need_object(params, err) < 0 || only_members(params, "log.set", keys, err) < 0)
+		return NULL;
+	l = json_object_get(params, "level");
+	level = json_is_string(l) ? vlog_level_parse(json_string_value(l)) : -EINVAL;
+	if (level < 0) {
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL,
+			"log.set: \"level\" must be err, warn, info or debug");
+		return NULL;
+	}
+	vlog_level = level;
+	g_daemon->log_level = level;
+	return json_pack("{s:s}", "level", vlog_level_name(level));
+}
+
 static const struct {
 	const char *name;
 	ctl_method_fn fn;
 } methods[] = {
+	{"log.set", m_log_set},
 	{"version", m_version},
 	{"port.add", m_port_add},
 	{"port.set", m_port_set},

@@ -140,6 +140,7 @@ class BadInputTest(DaemonTestCase):
         for cpus in ("0-3,^9x", "^0", "3-1", str(NCPU + 5), "100000", ""):
             self.assertRpcError("pmd.set", {"cpus": cpus}, -32602, words=["cpus"])
         self.assertRpcError("pmd.set", {"max-sleep-us": -5}, -32602)
+        self.assertRpcError("log.set", {"level": "loud"}, -32602, words=["level"])
 
     def test_cli_errors_are_clear(self):
         rc, out, err = self.d.ctl("port", "add", "a", "type=sink", check=False)
@@ -168,6 +169,7 @@ class LiveConfigTest(DaemonTestCase):
         d.ctl("port", "set", "b", "bridge=br1", "tag=7")
         d.ctl("port", "add", "s0", "type=sink", "bridge=br1", "tag=7")
         d.ctl("pmd", "set", "max-sleep-us=50")
+        d.ctl("call", "log.set", '{"level": "warn"}')
         self.assertEqual(d.rpc("bridge.show", {"name": "br1"})["ports"], ["a", "b", "s0"])
         peer.wait_forwarding("a", "b", dst=MAC_B)
         peer.send("a", dst="ff:ff:ff:ff:ff:ff", count=100, size=64, flow=1)
