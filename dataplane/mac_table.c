@@ -114,6 +114,25 @@ update_slot(struct mac_entry *e, uint64_t key, uint64_t val, bool is_static)
 	__atomic_store_n(&e->key, key, __ATOMIC_RELEASE);
 }
 
+/*
+ * Two PMDs learning the same new station at once may each claim a slot.
+ * The entry in the lowest slot wins (lookups scan from slot 0); the other
+ * one is released by whichever thread claimed it.
+ */
+static void
+drop_duplicate(struct mac_entry *b, int mine, uint64_t key)
+{
+	for (int i = 0; i < mine; i++) {
+		if (__atomic_load_n(&b[i].key, __ATOMIC_ACQUIRE) == key) {
+			uint64_t k = key;
+
+			__atomic_compare_exchange_n(&b[mine].key, &k, 0, false, __ATOMIC_ACQ_REL,
+				__ATOMIC_RELAXED);
+			return;
+		}
+	}
+}
+
 static void
 insert(struct mac_table *t, uint64_t key, uint64_t val, bool is_static)
 {
@@ -140,8 +159,10 @@ insert(struct mac_table *t, uint64_t key, uint64_t val, bool is_static)
 				(k != KEY_BUSY &&
 					val_expired(__atomic_load_n(&b[i].val, __ATOMIC_RELAXED),
 						now, t->aging_s))) {
-				if (claim_slot(&b[i], k, key, val))
+				if (claim_slot(&b[i], k, key, val)) {
+					drop_duplicate(b, i, key);
 					return;
+				}
 			}
 		}
 	}
