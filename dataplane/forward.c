@@ -227,9 +227,17 @@ txb_add(struct fwd_ctx *c, uint16_t out, struct rte_mbuf *m)
 {
 	struct fwd_txbuf *b = &c->txb[out];
 
-	if (b->n == 0)
+	if (b->n == 0) {
+		/*
+		 * Frames bounced by reflectors during fwd_flush() can put a port
+		 * back on the list; should it ever fill up, send at once.
+		 */
+		if (unlikely(c->n_dirty == RTE_DIM(c->dirty))) {
+			port_tx(c, out, &m, 1);
+			return;
+		}
 		c->dirty[c->n_dirty++] = out;
-	else if (unlikely(b->n == DP_BURST)) {
+	} else if (unlikely(b->n == DP_BURST)) {
 		port_tx(c, out, b->pkts, b->n);
 		b->n = 0;
 	}
