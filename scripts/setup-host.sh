@@ -38,6 +38,9 @@ fi
 
 [ "$(id -u)" = 0 ] || exit 0
 
+# The control socket's group (vhostd.control-socket-group): members may use vhostctl.
+getent group vhostd >/dev/null || groupadd --system vhostd
+
 pages=${HUGEPAGES:-2048}
 nr=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 if [ -w $nr ] && [ "$(cat $nr)" -lt "$pages" ]; then
