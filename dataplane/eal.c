@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <mntent.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,20 +36,45 @@ read_long(const char *sysfs, const char *dir, const char *file)
 	return v;
 }
 
+/* Page size in kB of a hugetlbfs mount ("pagesize=2M" in its options). */
+static long
+mount_page_kb(const struct mntent *m)
+{
+	const char *p = strstr(m->mnt_opts, "pagesize=");
+	char *end;
+	long v;
+
+	if (p == NULL)
+		return 0;
+	v = strtol(p + 9, &end, 10);
+	switch (*end) {
+	case 'G':
+		return v * 1024 * 1024;
+	case 'M':
+		return v * 1024;
+	case 'K':
+	case 'k':
+		return v;
+	default:
+		return v / 1024;
+	}
+}
+
+/* Fill @kb with the page sizes of the hugetlbfs mounts; returns how many. */
 static int
-hugetlbfs_mounted(const char *mounts)
+hugetlbfs_mounts(const char *mounts, long *kb, int max)
 {
 	struct mntent *m;
 	FILE *f = setmntent(mounts, "r");
-	int found = 0;
+	int n = 0;
 
 	if (f == NULL)
 		return 0;
-	while ((m = getmntent(f)) != NULL)
+	while ((m = getmntent(f)) != NULL && n < max)
 		if (strcmp(m->mnt_type, "hugetlbfs") == 0)
-			found = 1;
+			kb[n++] = mount_page_kb(m);
 	endmntent(f);
-	return found;
+	return n;
 }
 
 int
@@ -60,13 +86,14 @@ eal_check_hugepages(char *err, size_t errlen)
 int
 eal_check_hugepages_at(const char *sysfs, const char *mounts, char *err, size_t errlen)
 {
-	char sizes[256] = "";
-	long free_total = 0;
+	char sizes[256] = "", unmounted[64] = "";
+	long free_usable = 0, mounted_kb[16];
+	int n_mounts = hugetlbfs_mounts(mounts, mounted_kb, 16);
 	struct dirent *de;
 	size_t used = 0;
 	DIR *d;
 
-	if (!hugetlbfs_mounted(mounts)) {
+	if (n_mounts == 0) {
 		snprintf(err, errlen,
 			"no hugetlbfs is mounted: run `mkdir -p /dev/hugepages && mount -t "
 			"hugetlbfs nodev /dev/hugepages` (or set eal.no-huge for development)");
@@ -78,27 +105,43 @@ eal_check_hugepages_at(const char *sysfs, const char *mounts, char *err, size_t 
 		return -ENOENT;
 	}
 	while ((de = readdir(d)) != NULL) {
-		long nr, fr;
+		long nr, fr, kb;
+		bool mounted = false;
 
 		if (strncmp(de->d_name, "hugepages-", 10) != 0)
 			continue;
+		kb = strtol(de->d_name + 10, NULL, 10);
 		nr = read_long(sysfs, de->d_name, "nr_hugepages");
 		fr = read_long(sysfs, de->d_name, "free_hugepages");
-		if (fr > 0)
-			free_total += fr;
+		for (int i = 0; i < n_mounts; i++)
+			if (mounted_kb[i] == kb)
+				mounted = true;
+		/* DPDK only uses page sizes that have a hugetlbfs mount. */
+		if (fr > 0 && mounted)
+			free_usable += fr;
+		else if (fr > 0)
+			snprintf(unmounted, sizeof(unmounted), "%ldM", kb / 1024);
 		used += snprintf(sizes + used, used < sizeof(sizes) ? sizeof(sizes) - used : 0,
-			"%s%s: %ld of %ld free", used ? ", " : "", de->d_name + 10, fr, nr);
+			"%s%s: %ld of %ld free%s", used ? ", " : "", de->d_name + 10, fr, nr,
+			mounted ? "" : " (not mounted)");
 	}
 	closedir(d);
-	if (free_total == 0) {
+	if (free_usable > 0)
+		return 0;
+	if (unmounted[0] != '\0') {
 		snprintf(err, errlen,
-			"no free hugepages (%s): reserve some with `echo 1024 > "
-			"%s/hugepages-2048kB/nr_hugepages` (or `dpdk-hugepages.py --setup 2G`), or "
-			"set eal.no-huge for development",
-			sizes, HUGEPAGES_SYSFS);
-		return -ENOMEM;
+			"free hugepages are of a size no hugetlbfs is mounted for (%s): run `mkdir -p "
+			"/dev/hugepages-%s && mount -t hugetlbfs -o pagesize=%s nodev "
+			"/dev/hugepages-%s`",
+			sizes, unmounted, unmounted, unmounted);
+		return -ENOENT;
 	}
-	return 0;
+	snprintf(err, errlen,
+		"no free hugepages (%s): reserve some with `echo 1024 > "
+		"%s/hugepages-2048kB/nr_hugepages` (or `dpdk-hugepages.py --setup 2G`), or "
+		"set eal.no-huge for development",
+		sizes, HUGEPAGES_SYSFS);
+	return -ENOMEM;
 }
 
 int

@@ -104,9 +104,30 @@ test_free_pages_pass(void **state)
 	struct fake fk;
 	char err[512] = "";
 
+	/* The mount is of the 2M size, which has free pages. */
 	fake_init(&fk, true);
-	fake_size(&fk, "2048kB", 0, 0);
-	fake_size(&fk, "1048576kB", 4, 3);
+	fake_size(&fk, "2048kB", 512, 300);
+	fake_size(&fk, "1048576kB", 0, 0);
+	assert_int_equal(eal_check_hugepages_at(fk.sysfs, fk.mounts, err, sizeof(err)), 0);
+	fake_fini(&fk);
+}
+
+static void
+test_free_pages_of_an_unmounted_size(void **state)
+{
+	struct fake fk;
+	char err[512];
+
+	/* Only a 2M mount, but only 1G pages are free. */
+	fake_init(&fk, true);
+	fake_size(&fk, "2048kB", 64, 0);
+	fake_size(&fk, "1048576kB", 4, 4);
+	assert_int_equal(eal_check_hugepages_at(fk.sysfs, fk.mounts, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "-o pagesize=1024M"));
+	assert_non_null(strstr(err, "1048576kB: 4 of 4 free (not mounted)"));
+	/* With a 1G mount as well it passes. */
+	put(fk.mounts, "hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0\n"
+		       "hugetlbfs /dev/hugepages-1G hugetlbfs rw,relatime,pagesize=1024M 0 0\n");
 	assert_int_equal(eal_check_hugepages_at(fk.sysfs, fk.mounts, err, sizeof(err)), 0);
 	fake_fini(&fk);
 }
@@ -132,6 +153,7 @@ main(void)
 		cmocka_unit_test(test_no_mount_names_mount_command),
 		cmocka_unit_test(test_no_free_pages_names_reservation),
 		cmocka_unit_test(test_free_pages_pass),
+		cmocka_unit_test(test_free_pages_of_an_unmounted_size),
 		cmocka_unit_test(test_no_sysfs),
 	};
 
