@@ -113,13 +113,13 @@ port_stats_json(const struct port *p)
 		dp_port_counters(p, q, &rx, &tx);
 		for (int d = 0; d < DROP_MAX; d++)
 			drops += tx.drops[d];
-		json_array_append_new(qs,
-			json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:b, s:b}", "queue", q,
-				"rx-packets", (json_int_t)rx.packets, "rx-bytes",
-				(json_int_t)rx.bytes, "tx-packets", (json_int_t)tx.packets,
-				"tx-bytes", (json_int_t)tx.bytes, "tx-drops", (json_int_t)drops,
-				"rx-enabled", (p->vring_enabled >> (2 * q + 1)) & 1, "tx-enabled",
-				(p->vring_enabled >> (2 * q)) & 1));
+		json_array_append_new(
+			qs, json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:b, s:b}", "queue", q,
+				    "rx-packets", (json_int_t)rx.packets, "rx-bytes",
+				    (json_int_t)rx.bytes, "tx-packets", (json_int_t)tx.packets,
+				    "tx-bytes", (json_int_t)tx.bytes, "tx-drops", (json_int_t)drops,
+				    "rx-enabled", (p->vring_enabled >> (2 * q + 1)) & 1,
+				    "tx-enabled", (p->vring_enabled >> (2 * q)) & 1));
 	}
 	dp_port_counters(p, -1, &rx, &tx);
 	return json_pack("{s:s, s:o, s:o, s:o}", "name", p->conf.name, "rx", counters_json(&rx),
@@ -270,15 +270,15 @@ mac_row_json(const struct mac_table_row *row, void *arg)
 {
 	json_t *a = arg;
 	char mac[18];
-	const char *pname = row->port < DP_MAX_PORTS && dp.ports[row->port] ?
-		dp.ports[row->port]->conf.name :
-		"?";
+	const char *pname = row->port < DP_MAX_PORTS && dp.ports[row->port]
+				    ? dp.ports[row->port]->conf.name
+				    : "?";
 
 	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", row->mac[0], row->mac[1],
 		row->mac[2], row->mac[3], row->mac[4], row->mac[5]);
-	json_array_append_new(a, json_pack("{s:s, s:i, s:s, s:I, s:b}", "mac", mac, "vlan",
-		row->vlan, "port", pname, "age-s", (json_int_t)row->age_s, "static",
-		row->is_static));
+	json_array_append_new(
+		a, json_pack("{s:s, s:i, s:s, s:I, s:b}", "mac", mac, "vlan", row->vlan, "port",
+			   pname, "age-s", (json_int_t)row->age_s, "static", row->is_static));
 }
 
 static json_t *
@@ -464,8 +464,9 @@ m_pmd_show(json_t *params, void *arg, struct ctl_error *err)
 
 			if (pt == NULL)
 				continue;
-			json_array_append_new(rxqs, json_pack("{s:s, s:i, s:b}", "port",
-				pt->conf.name, "queue", ref->queue, "enabled", 1));
+			json_array_append_new(
+				rxqs, json_pack("{s:s, s:i, s:b}", "port", pt->conf.name, "queue",
+					      ref->queue, "enabled", 1));
 		}
 		json_array_append_new(a,
 			json_pack("{s:i, s:i, s:i, s:s, s:o, s:I, s:I, s:I, s:I, s:f, s:f, s:I, "
@@ -511,7 +512,8 @@ optional_port(json_t *params, struct ctl_error *err, bool *bad)
 		return NULL;
 	n = json_object_get(params, "port");
 	if (n != NULL && !json_is_string(n)) {
-		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "stats: \"port\" must be a string");
+		ctl_error_set(
+			err, JSONRPC_INVALID_PARAMS, EINVAL, "stats: \"port\" must be a string");
 		return NULL;
 	}
 	*bad = false;

@@ -172,14 +172,14 @@ config_parse_text(const char *text, const char *origin, struct ctl_error *err)
 		for (char *p = jerr.text; *p != '\0'; p++)
 			if ((unsigned char)*p >= 0x80)
 				*p = '?';
-		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "%s:%d:%d: %s", origin, jerr.line,
-			jerr.column, jerr.text);
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "%s:%d:%d: %s", origin,
+			jerr.line, jerr.column, jerr.text);
 		return NULL;
 	}
 	if (!json_is_object(doc)) {
 		json_decref(doc);
-		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "%s: expected a JSON object",
-			origin);
+		ctl_error_set(
+			err, JSONRPC_INVALID_PARAMS, EINVAL, "%s: expected a JSON object", origin);
 		return NULL;
 	}
 	return doc;
@@ -190,12 +190,11 @@ config_parse_text(const char *text, const char *origin, struct ctl_error *err)
 int
 config_parse_daemon(json_t *doc, struct daemon_conf *d, struct ctl_error *err)
 {
-	static const char *const top[] = {"vhostd", "eal", "pmd", "bridges", "ports", "xconnects",
-		NULL};
-	static const char *const vk[] = {"run-dir", "control-socket", "control-socket-group",
-		"log-level", "mlockall", NULL};
-	static const char *const ek[] = {"file-prefix", "no-huge", "memory-mb", "extra-args",
-		NULL};
+	static const char *const top[] = {
+		"vhostd", "eal", "pmd", "bridges", "ports", "xconnects", NULL};
+	static const char *const vk[] = {
+		"run-dir", "control-socket", "control-socket-group", "log-level", "mlockall", NULL};
+	static const char *const ek[] = {"file-prefix", "no-huge", "memory-mb", "extra-args", NULL};
 	json_t *v = json_object_get(doc, "vhostd"), *e = json_object_get(doc, "eal");
 	char level[16] = "info";
 	long long n;
@@ -352,7 +351,7 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 		if (buf[0] == '/')
 			memcpy(out->socket, buf, strlen(buf) + 1);
 		else if (snprintf(out->socket, sizeof(out->socket), "%s/%s", run_dir, buf) >=
-			(int)sizeof(out->socket))
+			 (int)sizeof(out->socket))
 			return bad(err, what, "socket", "is too long once under run-dir");
 	}
 	if (out->type == PORT_VHOST_USER && out->socket[0] == '\0')
@@ -396,7 +395,8 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 	if (json_object_get(obj, "mac") != NULL) {
 		out->has_mac = mac[0] != '\0';
 		if (out->has_mac && parse_mac(mac, out->mac) < 0)
-			return bad(err, what, "mac", "must be a unicast MAC like 52:54:00:12:34:56");
+			return bad(
+				err, what, "mac", "must be a unicast MAC like 52:54:00:12:34:56");
 	}
 	if (out->bridge[0] != '\0' && check_name("bridge", out->bridge, err) < 0)
 		return -EINVAL;
@@ -442,8 +442,8 @@ config_dump_port(const struct port_conf *c)
 /* ---- bridges, cross-connects, pmd ---------------------------------------- */
 
 int
-config_parse_bridge(json_t *obj, const struct bridge_conf *base, struct bridge_conf *out,
-	struct ctl_error *err)
+config_parse_bridge(
+	json_t *obj, const struct bridge_conf *base, struct bridge_conf *out, struct ctl_error *err)
 {
 	static const char *const keys[] = {"name", "mac-aging-s", "mac-table-size", NULL};
 	char what[64] = "bridge";
@@ -529,8 +529,8 @@ config_dump_xconnect(const struct xconnect_conf *c)
 }
 
 int
-config_parse_pmd(json_t *obj, const struct pmd_conf *base, struct pmd_conf *out,
-	struct ctl_error *err)
+config_parse_pmd(
+	json_t *obj, const struct pmd_conf *base, struct pmd_conf *out, struct ctl_error *err)
 {
 	static const char *const keys[] = {"cpus", "max-sleep-us", NULL};
 	char msg[200];
@@ -576,8 +576,8 @@ config_parse_pmd(json_t *obj, const struct pmd_conf *base, struct pmd_conf *out,
 json_t *
 config_dump_pmd(const struct pmd_conf *c)
 {
-	return json_pack("{s:s, s:I}", "cpus", c->cpus_text, "max-sleep-us",
-		(json_int_t)c->max_sleep_us);
+	return json_pack(
+		"{s:s, s:I}", "cpus", c->cpus_text, "max-sleep-us", (json_int_t)c->max_sleep_us);
 }
 
 /* ---- whole documents ---------------------------------------------------- */

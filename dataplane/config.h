@@ -54,8 +54,8 @@ int config_parse_port(json_t *obj, const struct port_conf *base, const char *run
 int config_parse_bridge(json_t *obj, const struct bridge_conf *base, struct bridge_conf *out,
 	struct ctl_error *err);
 int config_parse_xconnect(json_t *obj, struct xconnect_conf *out, struct ctl_error *err);
-int config_parse_pmd(json_t *obj, const struct pmd_conf *base, struct pmd_conf *out,
-	struct ctl_error *err);
+int config_parse_pmd(
+	json_t *obj, const struct pmd_conf *base, struct pmd_conf *out, struct ctl_error *err);
 
 json_t *config_dump_port(const struct port_conf *c);
 json_t *config_dump_bridge(const struct bridge_conf *c);

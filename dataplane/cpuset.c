@@ -58,8 +58,8 @@ cpuset_parse(const char *text, cpu_set_t *set, char *err, size_t errlen)
 			if (rc < 0)
 				goto bad;
 			if (hi < lo) {
-				snprintf(err, errlen, "CPU list \"%s\": reversed range %ld-%ld", text,
-					lo, hi);
+				snprintf(err, errlen, "CPU list \"%s\": reversed range %ld-%ld",
+					text, lo, hi);
 				return -EINVAL;
 			}
 		}

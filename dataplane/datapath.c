@@ -71,8 +71,8 @@ dp_mempool(int socket_id)
 	if (dp_pools[socket_id] != NULL)
 		return dp_pools[socket_id];
 	snprintf(name, sizeof(name), "mbuf-n%d", socket_id);
-	dp_pools[socket_id] = rte_pktmbuf_pool_create(name, DP_MBUFS_PER_POOL, DP_MBUF_CACHE, 0,
-		RTE_MBUF_DEFAULT_BUF_SIZE, socket_id);
+	dp_pools[socket_id] = rte_pktmbuf_pool_create(
+		name, DP_MBUFS_PER_POOL, DP_MBUF_CACHE, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket_id);
 	if (dp_pools[socket_id] == NULL) {
 		/* A node without hugepages: better remote memory than no port. */
 		VLOG_WARN("no mbuf pool on NUMA node %d (%s); using any node", socket_id,
@@ -186,7 +186,8 @@ plan_rxqs(struct dp_snapshot *s, struct port *p)
 			}
 			plan = &s->pmds[pmd];
 			if (plan->n_rxq >= DP_MAX_RXQ_PER_PMD) {
-				VLOG_WARN("port %s: pmd %u polls too many queues; queue %u not polled",
+				VLOG_WARN("port %s: pmd %u polls too many queues; queue %u not "
+					  "polled",
 					p->conf.name, pmd, q);
 				continue;
 			}
@@ -467,7 +468,7 @@ static bool
 port_needs_restart(const struct port_conf *a, const struct port_conf *b)
 {
 	return a->type != b->type || strcmp(a->socket, b->socket) != 0 || a->client != b->client ||
-		a->queues != b->queues || a->csum != b->csum || a->mrg_rxbuf != b->mrg_rxbuf;
+	       a->queues != b->queues || a->csum != b->csum || a->mrg_rxbuf != b->mrg_rxbuf;
 }
 
 int
@@ -492,8 +493,8 @@ dp_port_update(const char *name, const struct port_conf *c, struct ctl_error *er
 	old = p->conf;
 	if (strcmp(old.name, c->name) != 0) {
 		dp_unlock();
-		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "port %s: cannot be renamed",
-			name);
+		ctl_error_set(
+			err, JSONRPC_INVALID_PARAMS, EINVAL, "port %s: cannot be renamed", name);
 		return -EINVAL;
 	}
 	if (port_needs_restart(&old, c)) {
@@ -507,7 +508,8 @@ dp_port_update(const char *name, const struct port_conf *c, struct ctl_error *er
 			struct ctl_error ignore;
 
 			if (dp_port_add(&old, &ignore) < 0)
-				VLOG_ERR("port %s: lost: could not restore it after a failed change",
+				VLOG_ERR(
+					"port %s: lost: could not restore it after a failed change",
 					name);
 		}
 		return rc;
@@ -531,13 +533,13 @@ dp_port_counters(const struct port *p, int q, struct dp_counters *rx, struct dp_
 	for (int i = 0; i < DP_MAX_QUEUES; i++) {
 		if (q >= 0 && i != q)
 			continue;
-#define ADD(dst, a, b) \
-	do { \
-		(dst)->packets += (a).packets - (b).packets; \
-		(dst)->bytes += (a).bytes - (b).bytes; \
-		(dst)->errors += (a).errors - (b).errors; \
-		for (int d = 0; d < DROP_MAX; d++) \
-			(dst)->drops[d] += (a).drops[d] - (b).drops[d]; \
+#define ADD(dst, a, b)                                                                             \
+	do {                                                                                       \
+		(dst)->packets += (a).packets - (b).packets;                                       \
+		(dst)->bytes += (a).bytes - (b).bytes;                                             \
+		(dst)->errors += (a).errors - (b).errors;                                          \
+		for (int d = 0; d < DROP_MAX; d++)                                                 \
+			(dst)->drops[d] += (a).drops[d] - (b).drops[d];                            \
 	} while (0)
 		ADD(rx, s->rx[i], z->rx[i]);
 		for (int m = 0; m < DP_MAX_PMDS; m++)
@@ -616,13 +618,14 @@ dp_bridge_update(const char *name, const struct bridge_conf *c, struct ctl_error
 	}
 	if (strcmp(c->name, name) != 0) {
 		dp_unlock();
-		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "bridge %s: cannot be renamed",
-			name);
+		ctl_error_set(
+			err, JSONRPC_INVALID_PARAMS, EINVAL, "bridge %s: cannot be renamed", name);
 		return -EINVAL;
 	}
 	if (c->mac_table_size != br->conf.mac_table_size) {
 		fresh = calloc(1, sizeof(*fresh));
-		if (fresh == NULL || mac_table_init(fresh, c->mac_table_size, c->mac_aging_s) != 0) {
+		if (fresh == NULL ||
+			mac_table_init(fresh, c->mac_table_size, c->mac_aging_s) != 0) {
 			free(fresh);
 			dp_unlock();
 			ctl_error_set(err, 0, ENOMEM, "bridge %s: out of memory", name);
@@ -809,8 +812,8 @@ dp_pmd_set(const struct pmd_conf *c, struct ctl_error *err)
 	if (dp.pmd_configured && CPU_EQUAL(&c->cpus, &dp.pmd_conf.cpus)) {
 		/* Only the sleep ceiling changes: no restart needed. */
 		for (int i = 0; i < dp.n_pmd; i++)
-			__atomic_store_n(&dp.pmds[i]->max_sleep_us, c->max_sleep_us,
-				__ATOMIC_RELAXED);
+			__atomic_store_n(
+				&dp.pmds[i]->max_sleep_us, c->max_sleep_us, __ATOMIC_RELAXED);
 		dp.pmd_conf = *c;
 		dp_unlock();
 		return 0;

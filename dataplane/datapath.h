@@ -69,12 +69,12 @@ struct port_conf {
 	char bridge[DP_NAME_MAX]; /* "" when not on a bridge */
 	uint16_t tag;             /* access VLAN, 0 = none */
 	bool has_trunks;
-	uint64_t trunks[64];      /* bitmap of VLANs 0..4095 */
+	uint64_t trunks[64]; /* bitmap of VLANs 0..4095 */
 	bool has_mac;
-	uint8_t mac[6];           /* the guest's MAC: installed as a static entry */
-	uint16_t mtu;             /* largest L3 payload forwarded, 68..9600 */
-	bool csum;                /* virtio-net checksum offload */
-	bool mrg_rxbuf;           /* mergeable receive buffers */
+	uint8_t mac[6]; /* the guest's MAC: installed as a static entry */
+	uint16_t mtu;   /* largest L3 payload forwarded, 68..9600 */
+	bool csum;      /* virtio-net checksum offload */
+	bool mrg_rxbuf; /* mergeable receive buffers */
 	bool admin_up;
 };
 
@@ -122,7 +122,7 @@ struct port {
 	uint64_t disconnects;
 	/* Stable rx queue placement: PMD index per queue, DP_NONE unassigned. */
 	uint16_t rxq_pmd[DP_MAX_QUEUES];
-	struct port_stats *stats;  /* hugepage memory, freed after a grace period */
+	struct port_stats *stats;   /* hugepage memory, freed after a grace period */
 	struct port_stats *cleared; /* baseline of stats.clear, control thread only */
 };
 
@@ -142,14 +142,14 @@ struct dp_port_view {
 	struct port *port; /* NULL: free slot */
 	int vid;
 	uint8_t type;
-	uint8_t up;          /* admin up and (for vhost) a frontend is connected */
+	uint8_t up; /* admin up and (for vhost) a frontend is connected */
 	uint8_t vlan_mode;
-	uint8_t guest_csum;  /* the frontend accepts partial checksums */
+	uint8_t guest_csum; /* the frontend accepts partial checksums */
 	uint16_t tag;
-	uint16_t bridge;     /* bridge index or DP_NONE */
-	uint16_t peer;       /* cross-connect peer or DP_NONE */
-	uint16_t max_frame;  /* mtu + Ethernet header + one VLAN tag */
-	uint16_t n_txq;      /* enabled guest rx queues */
+	uint16_t bridge;    /* bridge index or DP_NONE */
+	uint16_t peer;      /* cross-connect peer or DP_NONE */
+	uint16_t max_frame; /* mtu + Ethernet header + one VLAN tag */
+	uint16_t n_txq;     /* enabled guest rx queues */
 	uint8_t txq[DP_MAX_QUEUES];
 	const uint64_t *trunks; /* owned by the snapshot */
 };
@@ -231,8 +231,7 @@ struct xconnect *dp_xconnect_find(const char *name);
 struct xconnect *dp_port_xconnect(const struct port *p);
 
 /* Sum a port's counters (minus the clear baseline). @q < 0: all queues. */
-void dp_port_counters(const struct port *p, int q, struct dp_counters *rx,
-	struct dp_counters *tx);
+void dp_port_counters(const struct port *p, int q, struct dp_counters *rx, struct dp_counters *tx);
 
 /* The mbuf pool of a NUMA node, created on first use. */
 struct rte_mempool *dp_mempool(int socket_id);

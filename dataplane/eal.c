@@ -130,7 +130,8 @@ eal_check_hugepages_at(const char *sysfs, const char *mounts, char *err, size_t 
 		return 0;
 	if (unmounted[0] != '\0') {
 		snprintf(err, errlen,
-			"free hugepages are of a size no hugetlbfs is mounted for (%s): run `mkdir -p "
+			"free hugepages are of a size no hugetlbfs is mounted for (%s): run `mkdir "
+			"-p "
 			"/dev/hugepages-%s && mount -t hugetlbfs -o pagesize=%s nodev "
 			"/dev/hugepages-%s`",
 			sizes, unmounted, unmounted, unmounted);

@@ -89,8 +89,8 @@ complete_l4_csum(struct fwd_ctx *c, struct rte_mbuf *m)
 }
 
 static void reflect_burst(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n);
-static void forward_burst(struct fwd_ctx *c, uint16_t in, uint16_t q, struct rte_mbuf **pkts,
-	uint16_t n);
+static void forward_burst(
+	struct fwd_ctx *c, uint16_t in, uint16_t q, struct rte_mbuf **pkts, uint16_t n);
 
 /* Transmit @n frames to port @idx; always consumes the frames. */
 static void
@@ -444,7 +444,8 @@ bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
 			last_dst = key;
 		}
 		out = last_out;
-		if (out == DP_NONE || out >= DP_MAX_PORTS || c->snap->ports[out].bridge != iv->bridge ||
+		if (out == DP_NONE || out >= DP_MAX_PORTS ||
+			c->snap->ports[out].bridge != iv->bridge ||
 			!vlan_member(&c->snap->ports[out], vlan)) {
 			flood(c, bv, in, m, vlan, tagged, rxc);
 			continue;

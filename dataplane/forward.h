@@ -41,7 +41,7 @@ uint16_t fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq);
 /* Transmit everything batched so far. Must run before the snapshot changes. */
 void fwd_flush(struct fwd_ctx *c);
 /* Forward frames received on @in_port queue @q (also used by tests). */
-void fwd_process(struct fwd_ctx *c, uint16_t in_port, uint16_t q, struct rte_mbuf **pkts,
-	uint16_t n);
+void fwd_process(
+	struct fwd_ctx *c, uint16_t in_port, uint16_t q, struct rte_mbuf **pkts, uint16_t n);
 
 #endif

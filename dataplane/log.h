@@ -23,10 +23,10 @@ void vlog(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 #define VLOG_ERR(...) vlog(VLOG_LVL_ERR, __VA_ARGS__)
 #define VLOG_WARN(...) vlog(VLOG_LVL_WARN, __VA_ARGS__)
 #define VLOG_INFO(...) vlog(VLOG_LVL_INFO, __VA_ARGS__)
-#define VLOG_DEBUG(...) \
-	do { \
-		if (vlog_level >= VLOG_LVL_DEBUG) \
-			vlog(VLOG_LVL_DEBUG, __VA_ARGS__); \
+#define VLOG_DEBUG(...)                                                                            \
+	do {                                                                                       \
+		if (vlog_level >= VLOG_LVL_DEBUG)                                                  \
+			vlog(VLOG_LVL_DEBUG, __VA_ARGS__);                                         \
 	} while (0)
 
 #endif

@@ -78,8 +78,8 @@ mac_table_fini(struct mac_table *t)
 static bool
 claim_slot(struct mac_entry *e, uint64_t old, uint64_t key, uint64_t val)
 {
-	if (!__atomic_compare_exchange_n(&e->key, &old, KEY_BUSY, false, __ATOMIC_ACQ_REL,
-		    __ATOMIC_RELAXED))
+	if (!__atomic_compare_exchange_n(
+		    &e->key, &old, KEY_BUSY, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 		return false;
 	/* BUSY must be visible before the new value (free on x86). */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
@@ -100,8 +100,8 @@ update_slot(struct mac_entry *e, uint64_t key, uint64_t val, bool is_static)
 {
 	uint64_t old = key, v;
 
-	while (!__atomic_compare_exchange_n(&e->key, &old, KEY_BUSY, false, __ATOMIC_ACQ_REL,
-		__ATOMIC_RELAXED)) {
+	while (!__atomic_compare_exchange_n(
+		&e->key, &old, KEY_BUSY, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
 		if (!is_static || old != KEY_BUSY)
 			return;
 		old = key;
@@ -126,8 +126,8 @@ drop_duplicate(struct mac_entry *b, int mine, uint64_t key)
 		if (__atomic_load_n(&b[i].key, __ATOMIC_ACQUIRE) == key) {
 			uint64_t k = key;
 
-			__atomic_compare_exchange_n(&b[mine].key, &k, 0, false, __ATOMIC_ACQ_REL,
-				__ATOMIC_RELAXED);
+			__atomic_compare_exchange_n(
+				&b[mine].key, &k, 0, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 			return;
 		}
 	}
@@ -155,10 +155,9 @@ insert(struct mac_table *t, uint64_t key, uint64_t val, bool is_static)
 			}
 			if (pass == 0)
 				continue;
-			if (k == 0 ||
-				(k != KEY_BUSY &&
-					val_expired(__atomic_load_n(&b[i].val, __ATOMIC_RELAXED),
-						now, t->aging_s))) {
+			if (k == 0 || (k != KEY_BUSY && val_expired(__atomic_load_n(&b[i].val,
+									    __ATOMIC_RELAXED),
+								now, t->aging_s))) {
 				if (claim_slot(&b[i], k, key, val)) {
 					drop_duplicate(b, i, key);
 					return;
@@ -233,8 +232,8 @@ remove_if(struct mac_table *t, bool (*pred)(uint64_t val, void *arg), void *arg)
 			continue;
 		if (!pred(__atomic_load_n(&e->val, __ATOMIC_RELAXED), arg))
 			continue;
-		if (__atomic_compare_exchange_n(&e->key, &k, 0, false, __ATOMIC_ACQ_REL,
-			    __ATOMIC_RELAXED))
+		if (__atomic_compare_exchange_n(
+			    &e->key, &k, 0, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 			n++;
 	}
 	return n;

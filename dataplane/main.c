@@ -34,14 +34,13 @@ extern const char vhostd_default_config[];
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-		"usage: vhostd [-c CONFIG.json] [--check] [--no-huge] [--version]\n"
-		"  -c, --config FILE  configuration file (default: the embedded default,\n"
-		"                     see configs/vhostd.json)\n"
-		"      --check        validate the configuration and exit\n"
-		"      --no-huge      run without hugepages (development only)\n"
-		"      --print-default-config\n"
-		"  -V, --version\n");
+	fprintf(f, "usage: vhostd [-c CONFIG.json] [--check] [--no-huge] [--version]\n"
+		   "  -c, --config FILE  configuration file (default: the embedded default,\n"
+		   "                     see configs/vhostd.json)\n"
+		   "      --check        validate the configuration and exit\n"
+		   "      --no-huge      run without hugepages (development only)\n"
+		   "      --print-default-config\n"
+		   "  -V, --version\n");
 }
 
 static char *

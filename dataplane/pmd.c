@@ -83,8 +83,8 @@ pmd_main(void *arg)
 	/* nanosleep() of a few us must not be stretched to the default 50 us slack. */
 	prctl(PR_SET_TIMERSLACK, 1000UL);
 	if (rte_thread_register() != 0)
-		VLOG_WARN("pmd %u: rte_thread_register failed: %s (mempool cache disabled)",
-			p->idx, rte_strerror(rte_errno));
+		VLOG_WARN("pmd %u: rte_thread_register failed: %s (mempool cache disabled)", p->idx,
+			rte_strerror(rte_errno));
 	rcu_register_thread();
 	VLOG_INFO("pmd %u: polling on CPU %d (NUMA %d)", p->idx, p->cpu, p->numa);
 

@@ -37,5 +37,4 @@ uint64_t vhost_net_vring_bits(int vid);
 int vhost_net_event_fd(void);
 void vhost_net_handle_events(void);
 
-
 #endif
