@@ -598,9 +598,8 @@ static void
 print_port_stats(const json_t *st, const char *indent)
 {
 	static const char *const hdr[] = {"", "PACKETS", "BYTES", "ERRORS", "DROPS"};
-	static const char *const qhdr[] = {
-		"QUEUE", "RX-ON", "TX-ON", "RX-PACKETS", "RX-BYTES", "TX-PACKETS", "TX-BYTES",
-		"TX-DROPS"};
+	static const char *const qhdr[] = {"QUEUE", "RX-ON", "TX-ON", "RX-PACKETS", "RX-BYTES",
+		"TX-PACKETS", "TX-BYTES", "TX-DROPS"};
 	struct table t = {.ncols = 5, .hdr = hdr, .align = "lrrrr"};
 	struct table dt = {0};
 	struct table qt = {.ncols = 8, .hdr = qhdr, .align = "rllrrrrr"};

@@ -55,8 +55,8 @@ fake_init(struct fake *fk, bool mounted)
 	snprintf(fk->mounts, sizeof(fk->mounts), "%s/mounts", fk->dir);
 	mkdir(fk->sysfs, 0755);
 	put(fk->mounts, mounted ? "proc /proc proc rw 0 0\nhugetlbfs /dev/hugepages hugetlbfs "
-				  "rw,relatime,pagesize=2M 0 0\n" :
-				  "proc /proc proc rw 0 0\n");
+				  "rw,relatime,pagesize=2M 0 0\n"
+				: "proc /proc proc rw 0 0\n");
 }
 
 static void
@@ -139,8 +139,8 @@ test_no_sysfs(void **state)
 	char err[512];
 
 	fake_init(&fk, true);
-	assert_int_equal(eal_check_hugepages_at("/nonexistent/hugepages", fk.mounts, err,
-				 sizeof(err)),
+	assert_int_equal(
+		eal_check_hugepages_at("/nonexistent/hugepages", fk.mounts, err, sizeof(err)),
 		-ENOENT);
 	assert_non_null(strstr(err, "no hugepage support"));
 	fake_fini(&fk);
