@@ -193,6 +193,37 @@ class LiveConfigTest(DaemonTestCase):
         d.start(write_config=False)
         self.assertEqual(d.rpc("config.get"), live)
 
+    def test_port_set_that_recreates_the_socket(self):
+        d = self.daemon(ports=[vhost_port("a"), vhost_port("b")])
+        # Moving a port to another socket path recreates it there...
+        d.rpc("port.set", {"name": "a", "socket": "a2.sock", "queues": 2})
+        self.assertFalse(os.path.exists(d.sock("a")))
+        self.assertTrue(os.path.exists(d.sock("a2")))
+        peer = self.peer({"a": (d.sock("a2"), {"mac": MAC_A}),
+                          "b": (d.sock("b"), {"mac": MAC_B})})
+        d.wait_connected("a")
+        peer.wait_forwarding("a", "b", dst=MAC_B)
+        peer.send("a", dst=MAC_B, count=100, size=100, flow=1)
+        self.assertEqual(peer.recv("b", expect=100)["valid"], 100)
+        peer.close()
+        # ...and a change that cannot be made leaves the port as it was.
+        tmp = tempfile.mkdtemp()
+        busy = os.path.join(tmp, "busy.sock")
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(busy)
+        srv.listen(1)
+        before = d.rpc("port.show", {"name": "a"})
+        try:
+            with self.assertRaises(RpcError) as cm:
+                d.rpc("port.set", {"name": "a", "socket": busy})
+            self.assertEqual(cm.exception.data.get("error"), "EADDRINUSE")
+        finally:
+            srv.close()
+        after = d.rpc("port.show", {"name": "a"})
+        self.assertEqual(after["socket"], before["socket"])
+        self.assertEqual(after["queues"], 2)
+        self.assertTrue(os.path.exists(d.sock("a2")))
+
     def test_bad_config_file_is_rejected_with_location(self):
         d = Vhostd()
         self._daemons.append(d)
