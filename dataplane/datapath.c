@@ -207,12 +207,9 @@ snapshot_free(struct rcu_head *head)
 static int
 bridge_index(const char *name)
 {
-	if (name[0] == '\0')
-		return DP_NONE;
-	for (int i = 0; i < DP_MAX_BRIDGES; i++)
-		if (dp.bridges[i] != NULL && strcmp(dp.bridges[i]->conf.name, name) == 0)
-			return i;
-	return DP_NONE;
+	struct bridge *br = name[0] != '\0' ? dp_bridge_find(name) : NULL;
+
+	return br != NULL ? br->idx : DP_NONE;
 }
 
 void

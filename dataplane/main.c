@@ -70,6 +70,16 @@ read_file(const char *path, char *err, size_t errlen)
 	return buf;
 }
 
+/* The signals the main loop takes from its signalfd. */
+static void
+handled_signals(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGHUP);
+}
+
 static int
 event_loop(struct ctl_server *ctl)
 {
@@ -77,10 +87,7 @@ event_loop(struct ctl_server *ctl)
 	int ep, sfd, tfd;
 	sigset_t mask;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
+	handled_signals(&mask);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 	ep = epoll_create1(EPOLL_CLOEXEC);
@@ -216,10 +223,7 @@ main(int argc, char **argv)
 	vlog_level = d.log_level;
 
 	/* Signals are taken from a signalfd; every thread inherits the mask. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
+	handled_signals(&mask);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
