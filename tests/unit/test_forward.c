@@ -862,6 +862,16 @@ test_two_reflectors(void **state)
 
 /* ---- main ------------------------------------------------------------------ */
 
+/* The EAL leaves an empty /var/run/dpdk/<prefix> behind even with --no-shconf. */
+static void
+remove_runtime_dir(void)
+{
+	char dir[128];
+
+	snprintf(dir, sizeof(dir), "/var/run/dpdk/ut-fwd-%d", (int)getpid());
+	rmdir(dir);
+}
+
 static int
 eal_init(void)
 {
@@ -877,6 +887,7 @@ eal_init(void)
 		"0@0",
 		"--log-level=lib.eal:error",
 		"--no-shconf",
+		"--no-telemetry",
 		NULL,
 	};
 	int argc = sizeof(argv) / sizeof(argv[0]) - 1;
@@ -892,6 +903,7 @@ eal_init(void)
 	if (mp == NULL) {
 		fprintf(stderr, "SKIP: cannot create the mbuf pool: %s\n", rte_strerror(rte_errno));
 		rte_eal_cleanup();
+		remove_runtime_dir();
 		return -1;
 	}
 	return 0;
@@ -930,5 +942,6 @@ main(void)
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	rte_mempool_free(mp);
 	rte_eal_cleanup();
+	remove_runtime_dir();
 	return rc;
 }
