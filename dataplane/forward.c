@@ -495,7 +495,8 @@ fwd_process(struct fwd_ctx *c, uint16_t in, uint16_t q, struct rte_mbuf **pkts, 
 {
 	/*
 	 * Received frames are never "already reflected": rte_pktmbuf_reset()
-	 * keeps hash.usr, so a recycled mbuf may still carry the mark.
+	 * keeps hash.usr, so a recycled mbuf may still carry the mark
+	 * (fwd_poll() clears it while counting the burst).
 	 */
 	for (uint16_t i = 0; i < n; i++)
 		pkts[i]->hash.usr = 0;
@@ -518,14 +519,17 @@ fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq)
 		return 0;
 	rxc = &v->port->stats->rx[rxq->queue];
 	c->in_queue = rxq->queue;
-	for (uint16_t i = 0; i < n; i++)
+	/* One pass over the burst: count it and clear stale reflector marks. */
+	for (uint16_t i = 0; i < n; i++) {
 		bytes += pkts[i]->pkt_len;
+		pkts[i]->hash.usr = 0;
+	}
 	rxc->packets += n;
 	rxc->bytes += bytes;
 	if (unlikely(!v->up)) {
 		drop_bulk(rxc, DROP_DOWN, pkts, n);
 		return n;
 	}
-	fwd_process(c, rxq->port, rxq->queue, pkts, n);
+	forward_burst(c, rxq->port, rxq->queue, pkts, n);
 	return n;
 }
