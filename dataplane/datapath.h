@@ -21,6 +21,8 @@
 
 #include <rte_common.h>
 
+#include "lun.h"
+
 struct ctl_error;
 struct rte_mempool;
 
@@ -34,6 +36,11 @@ struct rte_mempool;
 #define DP_MAX_RXQ_PER_PMD 512
 #define DP_BURST 32
 #define DP_NONE 0xffff
+#define DP_MAX_SCSI 64        /* vhost-user-scsi controllers */
+#define DP_MAX_LUNS 256       /* LUNs, all controllers together */
+#define DP_SCSI_MAX_LUNS 64   /* LUNs per controller */
+#define DP_SCSI_MAX_TARGET 255 /* target ids 0..255 (virtio-scsi: one byte) */
+#define DP_SCSI_MAX_LUN 255   /* LUN ids 0..255 per target */
 
 enum port_type {
 	PORT_VHOST_USER,
@@ -89,6 +96,24 @@ struct xconnect_conf {
 	char ports[2][DP_NAME_MAX];
 };
 
+/* A vhost-user-scsi controller (one socket, one virtio-scsi device). */
+struct scsi_conf {
+	char name[DP_NAME_MAX];
+	char socket[DP_SOCK_MAX]; /* absolute after config resolution */
+	bool client;              /* vhostd connects (QEMU is the server) */
+	uint16_t queues;          /* request queues offered (config num_queues) */
+	uint32_t max_sectors;     /* config space: 512-byte sectors per command */
+	uint32_t cmd_per_lun;     /* config space: queue depth per LUN */
+};
+
+/* A LUN: a backend placed at controller/target/lun (libvirt's bus is 0). */
+struct scsi_lun_conf {
+	struct lun_conf lun; /* name, backend, path, size, cache, ... */
+	char controller[DP_NAME_MAX];
+	uint16_t target; /* 0..DP_SCSI_MAX_TARGET */
+	uint16_t lun_id; /* 0..DP_SCSI_MAX_LUN */
+};
+
 struct pmd_conf {
 	char cpus_text[256]; /* as given ("auto" or a cpuset) */
 	cpu_set_t cpus;
@@ -124,6 +149,40 @@ struct port {
 	uint16_t rxq_pmd[DP_MAX_QUEUES];
 	struct port_stats *stats;   /* hugepage memory, freed after a grace period */
 	struct port_stats *cleared; /* baseline of stats.clear, control thread only */
+};
+
+/* Counters of one scsi request queue, written by one PMD thread only. */
+struct scsi_queue_counters {
+	uint64_t requests;   /* commands completed */
+	uint64_t tmf;        /* task management functions */
+	uint64_t bad_chains; /* requests failed for a malformed descriptor chain */
+	uint64_t errors;     /* commands that ended in CHECK CONDITION */
+	uint64_t inflight;   /* started - completed (for show) */
+} __rte_cache_aligned;
+
+struct vhost_scsi_dev; /* vhost_scsi.c private state of a connection */
+
+struct scsi_ctrl {
+	struct scsi_conf conf;
+	uint16_t idx;
+	bool deleting;
+	int vid; /* -1: no frontend */
+	uint16_t nr_vring;
+	uint64_t vring_ready; /* bit per vring: started by vhost_scsi */
+	uint64_t features;
+	uint64_t connects;
+	uint64_t disconnects;
+	bool broken; /* the frontend broke a ring: device needs reset */
+	char broken_why[128];
+	uint16_t rxq_pmd[DP_MAX_QUEUES]; /* request queue -> PMD */
+	struct scsi_queue_counters *qstats; /* [DP_MAX_QUEUES], hugepage memory */
+	struct vhost_scsi_dev *dev;
+};
+
+struct scsi_lun {
+	struct scsi_lun_conf conf;
+	uint16_t idx;
+	struct lun *lun;
 };
 
 struct bridge {
@@ -186,6 +245,8 @@ struct dp_registry {
 	struct bridge *bridges[DP_MAX_BRIDGES];
 	struct xconnect *xconnects[DP_MAX_XCONNECTS];
 	struct pmd *pmds[DP_MAX_PMDS];
+	struct scsi_ctrl *scsi[DP_MAX_SCSI];
+	struct scsi_lun *luns[DP_MAX_LUNS];
 	uint16_t n_pmd;
 	struct pmd_conf pmd_conf;
 	bool pmd_configured;
@@ -222,7 +283,18 @@ int dp_xconnect_del(const char *name, struct ctl_error *err);
 int dp_pmd_set(const struct pmd_conf *c, struct ctl_error *err);
 void dp_stats_clear(struct port *p);
 
+int dp_scsi_add(const struct scsi_conf *c, struct ctl_error *err);
+/* Deletes the controller's LUNs too. */
+int dp_scsi_del(const char *name, struct ctl_error *err);
+/* Hot-add/remove: a connected guest is told through the event queue. */
+int dp_lun_add(const struct scsi_lun_conf *c, struct ctl_error *err);
+int dp_lun_del(const char *name, struct ctl_error *err);
+
 /* Lookups; caller holds dp_lock. */
+struct scsi_ctrl *dp_scsi_find(const char *name);
+struct scsi_lun *dp_lun_find(const char *name);
+/* Sum of a controller's queue counters; @q < 0: all queues. */
+void dp_scsi_counters(const struct scsi_ctrl *c, int q, struct scsi_queue_counters *out);
 struct port *dp_port_find(const char *name);
 struct port *dp_port_find_by_socket(const char *path);
 struct bridge *dp_bridge_find(const char *name);
