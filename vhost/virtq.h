@@ -26,6 +26,9 @@
 /* Segments of one mapped chain (after splitting at memory region borders). */
 #define VIRTQ_MAX_IOV 130
 
+/* Entries of an indirect table (larger tables: -E2BIG). Bounds the walk. */
+#define VIRTQ_MAX_INDIRECT 4096
+
 struct virtq {
 	struct vring_desc *desc;
 	struct vring_avail *avail;
