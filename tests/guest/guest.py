@@ -86,6 +86,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD_SCRIPT = os.path.join(HERE, 'build-initramfs.sh')
 
 __all__ = ['build_images', 'Images', 'Guest', 'NetDev', 'ScsiDev', 'BlkDev',
+           'QemuScsiDev', 'ScsiDisk',
            'GuestError', 'GuestTimeout', 'Testpmd', 'ensure_packages',
            'ensure_hugepages', 'make_cpio']
 
@@ -216,6 +217,69 @@ class ScsiDev:
 
 
 @dataclasses.dataclass
+class ScsiDisk:
+    """A disk of a QemuScsiDev: QEMU's scsi-hd on a raw file (or block dev).
+
+    target/lun: its address on the controller (scsi-id/lun of scsi-hd).
+    vendor/product/serial: INQUIRY strings (scsi-hd limits: 8/16 chars).
+    cache:  "none" (O_DIRECT on the host, like vhostd's cache=none) or
+            "writeback" (page cache; files on tmpfs need this).
+    """
+    path: str
+    target: int = 0
+    lun: int = 0
+    vendor: str | None = None
+    product: str | None = None
+    serial: str | None = None
+    cache: str = 'writeback'
+    readonly: bool = False
+    extra: str = ''
+
+
+@dataclasses.dataclass
+class QemuScsiDev:
+    """QEMU's built-in virtio-scsi-pci with scsi-hd disks (no vhost-user).
+
+    The guest runs the same virtio_scsi driver as with vhost-user-scsi-pci,
+    so a test written against it can be pointed at vhostd by swapping this
+    for a ScsiDev. Device ids: vscsiN (controller N of the Guest's
+    qemu_scsi list), disks vscsiN-tT-lL (block node of the same name);
+    disks can be hot-added/removed with Guest.scsi_hot_add/_remove (QEMU
+    raises VIRTIO_SCSI_T_TRANSPORT_RESET events, the guest adds the
+    device without a rescan).
+    """
+    disks: list = dataclasses.field(default_factory=list)
+    num_queues: int = 1
+    extra: str = ''
+
+
+def _scsi_disk_ids(ctrl: int, d: ScsiDisk) -> tuple[str, str]:
+    dev = 'vscsi%d-t%d-l%d' % (ctrl, d.target, d.lun)
+    return dev, dev + '-file'
+
+
+def _scsi_blockdev(ctrl: int, d: ScsiDisk) -> dict:
+    _, node = _scsi_disk_ids(ctrl, d)
+    if d.cache not in ('none', 'writeback'):
+        raise ValueError('ScsiDisk.cache must be "none" or "writeback"')
+    return {'driver': 'file', 'node-name': node, 'filename': d.path,
+            'cache': {'direct': d.cache == 'none', 'no-flush': False},
+            'read-only': d.readonly}
+
+
+def _scsi_hd_props(ctrl: int, d: ScsiDisk) -> dict:
+    dev, node = _scsi_disk_ids(ctrl, d)
+    props = {'driver': 'scsi-hd', 'id': dev, 'drive': node,
+             'bus': 'vscsi%d.0' % ctrl, 'channel': 0, 'scsi-id': d.target,
+             'lun': d.lun}
+    for k in ('vendor', 'product', 'serial'):
+        v = getattr(d, k)
+        if v is not None:
+            props[k] = v
+    return props
+
+
+@dataclasses.dataclass
 class BlkDev:
     """A vhost-user-blk-pci device (num_queues queues)."""
     socket: str
@@ -266,6 +330,9 @@ class Guest:
                new /tmp/vhostd-guest-* dir, removed unless kept).
     cmdline    extra kernel command line.
     qemu_args  extra QEMU arguments (list).
+    qemu_scsi  [QemuScsiDev...]: QEMU's own virtio-scsi-pci controllers with
+               file-backed scsi-hd disks (validation peer of vhost-user-scsi);
+               hot-add more with scsi_hot_add().
     socket_wait  seconds to wait for client-mode sockets to exist.
 
     After start: .workdir, .console_log, .qmp_path, .markers (raw VT- lines),
@@ -274,6 +341,7 @@ class Guest:
 
     def __init__(self, script: str, net: Iterable[NetDev] = (),
                  scsi: Iterable[ScsiDev] = (), blk: Iterable[BlkDev] = (),
+                 qemu_scsi: Iterable[QemuScsiDev] = (),
                  timeout: float = 120, files: dict | None = None,
                  mem_mb: int = 1024, smp: int = 2, mem_backend: str = 'memfd',
                  workdir: str | None = None, name: str = 'guest',
@@ -283,6 +351,7 @@ class Guest:
         self.net = list(net)
         self.scsi = list(scsi)
         self.blk = list(blk)
+        self.qemu_scsi = list(qemu_scsi)
         self.timeout = timeout
         self.files = dict(files or {})
         self.mem_mb = mem_mb
@@ -370,6 +439,15 @@ class Guest:
             cmd += ['-chardev', _chardev('scsic%d' % i, d),
                     '-device', 'vhost-user-scsi-pci,id=scsi%d,chardev=scsic%d,'
                     'num_queues=%d%s' % (i, i, d.num_queues, d.extra)]
+        for i, c in enumerate(self.qemu_scsi):
+            cmd += ['-device', 'virtio-scsi-pci,id=vscsi%d,num_queues=%d%s'
+                    % (i, c.num_queues, c.extra)]
+            for d in c.disks:
+                props = _scsi_hd_props(i, d)
+                cmd += ['-blockdev', json.dumps(_scsi_blockdev(i, d)),
+                        '-device', ','.join(
+                            '%s=%s' % (k, v) for k, v in props.items())
+                        + d.extra]
         for i, d in enumerate(self.blk):
             cmd += ['-chardev', _chardev('blkc%d' % i, d),
                     '-device', 'vhost-user-blk-pci,id=blk%d,chardev=blkc%d,'
@@ -577,6 +655,30 @@ class Guest:
             f.readline()  # greeting
             call('qmp_capabilities')
             return call(command, arguments)
+
+    def scsi_hot_add(self, ctrl: int, disk: ScsiDisk) -> str:
+        """Hot-add a scsi-hd to QemuScsiDev number `ctrl` (blockdev-add +
+        device_add); returns the device id. The guest's virtio_scsi driver
+        gets a TRANSPORT_RESET/RESCAN event and adds the disk by itself."""
+        self.qmp('blockdev-add', **_scsi_blockdev(ctrl, disk))
+        props = _scsi_hd_props(ctrl, disk)
+        self.qmp('device_add', **props)
+        return props['id']
+
+    def scsi_hot_remove(self, ctrl: int, disk: ScsiDisk) -> None:
+        """device_del a disk added with scsi_hot_add (or on the command line)
+        and delete its block node once QEMU released it."""
+        dev, node = _scsi_disk_ids(ctrl, disk)
+        self.qmp('device_del', id=dev)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.qmp('blockdev-del', **{'node-name': node})
+                return
+            except GuestError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def _kill(self) -> None:
         p = self.proc
