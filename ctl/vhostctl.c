@@ -65,12 +65,27 @@ static const char usage_text[] =
 	"  xconnect add NAME PORT_A PORT_B  cross-connect two ports\n"
 	"  xconnect del NAME                delete a cross-connect\n"
 	"  xconnect list                    list the cross-connects\n"
+	"  scsi add NAME --socket PATH [--client] [--queues N] [--max-sectors N]\n"
+	"           [--cmd-per-lun N]       create a vhost-user-scsi controller\n"
+	"  scsi del NAME                    delete a controller and its LUNs\n"
+	"  scsi list                        list the scsi controllers\n"
+	"  scsi show NAME                   a controller, its queues, counters and LUNs\n"
+	"  lun add NAME --controller C --backend file|ram|null [--target T] [--lun L]\n"
+	"           [--path P] [--size S] [--block-size 512|4096] [--cache MODE]\n"
+	"           [--readonly] [--vendor V] [--product P] [--revision R] [--serial S]\n"
+	"                                   create a LUN (S: bytes or 512K, 64M, 1G, 2T;\n"
+	"                                   MODE: none, writeback, writethrough,\n"
+	"                                   directsync)\n"
+	"  lun del NAME                     delete a LUN (hot-unplugged from the guest)\n"
+	"  lun list                         list the LUNs\n"
+	"  lun show NAME                    a LUN, its I/O counters and latencies\n"
 	"  pmd show                         PMD threads, their rx queues and load\n"
 	"  pmd set cpus=LIST [max-sleep-us=N]\n"
 	"                                   change the PMD CPUs (e.g. cpus=1-3,^2)\n"
 	"  stats [PORT] [--watch [SECS]]    port counters; --watch redraws the\n"
 	"                                   rates every SECS (default 1)\n"
-	"  stats clear [PORT]               reset the counters\n"
+	"  stats clear [PORT] [--lun LUN]   reset the counters (all ports and LUNs\n"
+	"                                   when none is named)\n"
 	"  config show                      print the running configuration\n"
 	"  save-config [PATH]               write the running configuration to\n"
 	"                                   PATH (default: the file vhostd loaded)\n"
@@ -84,6 +99,7 @@ static const char usage_text[] =
 
 static void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int need_args(const char *usage, int argc, int min, int max);
 
 static void
 errmsg(const char *fmt, ...)
@@ -542,33 +558,68 @@ obj_del(const struct opts *o, const char *method, const char *name)
 
 /* ---- port ------------------------------------------------------------- */
 
-static int
-port_list(const struct opts *o)
-{
-	static const char *const hdr[] = {
-		"NAME", "TYPE", "STATE", "BRIDGE", "XCONNECT", "MODE", "QUEUES", "SOCKET"};
-	struct table t = {.ncols = 8, .hdr = hdr, .align = "llllllrl"};
-	json_t *result, *p;
-	size_t i;
+/* A column of a list table: the member @key of each row. */
+enum col_fmt {
+	COL_VALUE,
+	COL_YESNO, /* a boolean as yes/no */
+	COL_SIZE,  /* bytes, as 64M when a whole number of a unit */
+};
 
-	if (rpc(o, "port.list", NULL, &result))
+struct col {
+	const char *hdr;
+	const char *key;
+	char align;
+	enum col_fmt fmt;
+};
+
+static char *size_str(json_int_t bytes);
+
+/* Call @method (no params) and print its array result as a table. */
+static int
+list_table(const struct opts *o, const char *method, const struct col *cols, size_t ncols)
+{
+	const char *hdr[16];
+	char align[17];
+	struct table t = {.ncols = ncols, .hdr = hdr, .align = align};
+	json_t *result, *row, *v;
+	size_t i, c;
+
+	for (c = 0; c < ncols && c < 16; c++) {
+		hdr[c] = cols[c].hdr;
+		align[c] = cols[c].align;
+	}
+	align[c] = '\0';
+	if (rpc(o, method, NULL, &result))
 		return 1;
 	if (o->json)
 		return finish(o, result);
-	json_array_foreach(result, i, p) {
-		table_addv(&t, json_object_get(p, "name"));
-		table_addv(&t, json_object_get(p, "type"));
-		table_addv(&t, json_object_get(p, "state"));
-		table_addv(&t, json_object_get(p, "bridge"));
-		table_addv(&t, json_object_get(p, "xconnect"));
-		table_addv(&t, json_object_get(p, "mode"));
-		table_addv(&t, json_object_get(p, "queues"));
-		table_addv(&t, json_object_get(p, "socket"));
+	json_array_foreach(result, i, row) {
+		for (c = 0; c < t.ncols; c++) {
+			v = json_object_get(row, cols[c].key);
+			if (cols[c].fmt == COL_YESNO)
+				table_add(&t, strdup(json_is_true(v) ? "yes" : "no"));
+			else if (cols[c].fmt == COL_SIZE)
+				table_add(&t, size_str(jint(v)));
+			else
+				table_addv(&t, v);
+		}
 	}
 	table_print(&t, "");
 	table_free(&t);
 	json_decref(result);
 	return 0;
+}
+
+static int
+port_list(const struct opts *o)
+{
+	static const struct col cols[] = {{"NAME", "name", 'l', COL_VALUE},
+		{"TYPE", "type", 'l', COL_VALUE}, {"STATE", "state", 'l', COL_VALUE},
+		{"BRIDGE", "bridge", 'l', COL_VALUE}, {"XCONNECT", "xconnect", 'l', COL_VALUE},
+		{"MODE", "mode", 'l', COL_VALUE}, {"QUEUES", "queues", 'r', COL_VALUE},
+		{"SOCKET", "socket", 'l', COL_VALUE}};
+
+	return list_table(o, "port.list", cols, sizeof(cols) / sizeof(cols[0]));
 }
 
 /* Drop reasons in the order the daemon reports them, rx first. */
@@ -686,25 +737,11 @@ port_show(const struct opts *o, const char *name)
 static int
 bridge_list(const struct opts *o)
 {
-	static const char *const hdr[] = {"NAME", "MAC-AGING-S", "MAC-COUNT", "PORTS"};
-	struct table t = {.ncols = 4, .hdr = hdr, .align = "lrrl"};
-	json_t *result, *b;
-	size_t i;
+	static const struct col cols[] = {{"NAME", "name", 'l', COL_VALUE},
+		{"MAC-AGING-S", "mac-aging-s", 'r', COL_VALUE},
+		{"MAC-COUNT", "mac-count", 'r', COL_VALUE}, {"PORTS", "ports", 'l', COL_VALUE}};
 
-	if (rpc(o, "bridge.list", NULL, &result))
-		return 1;
-	if (o->json)
-		return finish(o, result);
-	json_array_foreach(result, i, b) {
-		table_addv(&t, json_object_get(b, "name"));
-		table_addv(&t, json_object_get(b, "mac-aging-s"));
-		table_addv(&t, json_object_get(b, "mac-count"));
-		table_addv(&t, json_object_get(b, "ports"));
-	}
-	table_print(&t, "");
-	table_free(&t);
-	json_decref(result);
-	return 0;
+	return list_table(o, "bridge.list", cols, sizeof(cols) / sizeof(cols[0]));
 }
 
 static int
@@ -793,6 +830,330 @@ xconnect_list(const struct opts *o)
 	table_free(&t);
 	json_decref(result);
 	return 0;
+}
+
+/* ---- scsi and lun: --option verbs ------------------------------------ */
+
+enum opt_kind {
+	OPT_STR,   /* --opt VALUE: a string */
+	OPT_PATH,  /* a string; a relative path is made absolute against the cwd */
+	OPT_INT,   /* an integer */
+	OPT_SIZE,  /* an integer, or a string with a unit suffix ("64M") */
+	OPT_TRUE,  /* a flag: true */
+	OPT_CONST, /* a flag: the string .value */
+};
+
+struct verb_opt {
+	const char *opt;
+	const char *member;
+	enum opt_kind kind;
+	const char *value;
+	bool required;
+};
+
+static const struct verb_opt scsi_add_opts[] = {
+	{"--socket", "socket", OPT_STR, NULL, true},
+	{"--client", "mode", OPT_CONST, "client", false},
+	{"--queues", "queues", OPT_INT, NULL, false},
+	{"--max-sectors", "max-sectors", OPT_INT, NULL, false},
+	{"--cmd-per-lun", "cmd-per-lun", OPT_INT, NULL, false},
+	{NULL, NULL, OPT_STR, NULL, false},
+};
+
+static const struct verb_opt lun_add_opts[] = {
+	{"--controller", "controller", OPT_STR, NULL, true},
+	{"--target", "target", OPT_INT, NULL, false},
+	{"--lun", "lun", OPT_INT, NULL, false},
+	{"--backend", "backend", OPT_STR, NULL, true},
+	{"--path", "path", OPT_PATH, NULL, false},
+	{"--size", "size", OPT_SIZE, NULL, false},
+	{"--block-size", "block-size", OPT_INT, NULL, false},
+	{"--cache", "cache", OPT_STR, NULL, false},
+	{"--readonly", "readonly", OPT_TRUE, NULL, false},
+	{"--vendor", "vendor", OPT_STR, NULL, false},
+	{"--product", "product", OPT_STR, NULL, false},
+	{"--revision", "revision", OPT_STR, NULL, false},
+	{"--serial", "serial", OPT_STR, NULL, false},
+	{NULL, NULL, OPT_STR, NULL, false},
+};
+
+static json_t *
+opt_value(const struct verb_opt *d, const char *arg)
+{
+	char cwd[4096];
+	json_t *v;
+
+	switch (d->kind) {
+	case OPT_INT:
+		v = parse_int(arg);
+		if (v == NULL)
+			usage_error("%s: '%s' is not an integer", d->opt, arg);
+		return v;
+	case OPT_SIZE:
+		v = parse_int(arg);
+		return v ? v : json_string(arg);
+	case OPT_PATH:
+		if (arg[0] != '/' && arg[0] != '\0' && getcwd(cwd, sizeof(cwd)) != NULL) {
+			char *abs = NULL;
+
+			if (asprintf(&abs, "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, arg) < 0)
+				return NULL;
+			v = json_string(abs);
+			free(abs);
+			return v;
+		}
+		return json_string(arg);
+	default:
+		v = json_string(arg);
+		if (v == NULL)
+			usage_error("%s: value is not valid UTF-8", d->opt);
+		return v;
+	}
+}
+
+/*
+ * "add NAME --opt VALUE --flag ..." (also --opt=VALUE) into the params of
+ * @usage's method. Returns 0 or EXIT_USAGE (message printed).
+ */
+static int
+parse_verb_opts(const char *usage, const struct verb_opt *tab, int argc, char **argv, json_t **out)
+{
+	json_t *params, *v;
+	const struct verb_opt *d;
+	const char *arg, *eq;
+	size_t len;
+	int i;
+
+	*out = NULL;
+	if (argc < 1 || argv[0][0] == '-')
+		return usage_error("usage: %s", usage);
+	params = json_pack("{s:s}", "name", argv[0]);
+	if (params == NULL)
+		return usage_error("NAME is not valid UTF-8");
+	for (i = 1; i < argc; i++) {
+		eq = strchr(argv[i], '=');
+		len = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
+		for (d = tab; d->opt != NULL; d++)
+			if (strlen(d->opt) == len && strncmp(d->opt, argv[i], len) == 0)
+				break;
+		if (d->opt == NULL) {
+			usage_error("unknown option '%.*s' (usage: %s)", (int)len, argv[i], usage);
+			goto fail;
+		}
+		if (d->kind == OPT_TRUE || d->kind == OPT_CONST) {
+			if (eq != NULL) {
+				usage_error("%s takes no value", d->opt);
+				goto fail;
+			}
+			v = d->kind == OPT_TRUE ? json_true() : json_string(d->value);
+		} else {
+			if (eq != NULL) {
+				arg = eq + 1;
+			} else if (i + 1 < argc) {
+				arg = argv[++i];
+			} else {
+				usage_error("option '%s' needs an argument", d->opt);
+				goto fail;
+			}
+			v = opt_value(d, arg);
+			if (v == NULL)
+				goto fail;
+		}
+		json_object_set_new(params, d->member, v);
+	}
+	for (d = tab; d->opt != NULL; d++) {
+		if (d->required && json_object_get(params, d->member) == NULL) {
+			usage_error("%s is required (usage: %s)", d->opt, usage);
+			goto fail;
+		}
+	}
+	*out = params;
+	return 0;
+fail:
+	json_decref(params);
+	return EXIT_USAGE;
+}
+
+/* "64M" for sizes that are a whole number of a binary unit, else bytes. */
+static char *
+size_str(json_int_t bytes)
+{
+	static const char units[] = "KMGTP";
+	char *s = NULL;
+	int u = -1;
+
+	while (bytes > 0 && bytes % 1024 == 0 && u < 4) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0) {
+		if (asprintf(&s, "%" JSON_INTEGER_FORMAT, bytes) < 0)
+			s = NULL;
+	} else if (asprintf(&s, "%" JSON_INTEGER_FORMAT "%c", bytes, units[u]) < 0) {
+		s = NULL;
+	}
+	return s;
+}
+
+static int
+scsi_list(const struct opts *o)
+{
+	static const struct col cols[] = {{"NAME", "name", 'l', COL_VALUE},
+		{"MODE", "mode", 'l', COL_VALUE}, {"QUEUES", "queues", 'r', COL_VALUE},
+		{"CONNECTED", "connected", 'l', COL_YESNO}, {"LUNS", "luns", 'r', COL_VALUE},
+		{"SOCKET", "socket", 'l', COL_VALUE}};
+
+	return list_table(o, "scsi.list", cols, sizeof(cols) / sizeof(cols[0]));
+}
+
+static int
+scsi_show(const struct opts *o, const char *name)
+{
+	static const char *const skip[] = {"name", "stats", "luns", NULL};
+	static const char *const ckeys[] = {"requests", "tmf", "bad-chains", "errors", "inflight"};
+	static const char *const qhdr[] = {
+		"QUEUE", "ENABLED", "PMD", "REQUESTS", "TMF", "BAD-CHAINS", "ERRORS", "INFLIGHT"};
+	static const char *const lhdr[] = {"NAME", "TARGET", "LUN", "BACKEND"};
+	struct table qt = {.ncols = 8, .hdr = qhdr, .align = "rlrrrrrr"};
+	struct table lt = {.ncols = 4, .hdr = lhdr, .align = "lrrl"};
+	json_t *result, *st, *q, *l, *luns;
+	size_t i, k;
+
+	if (rpc(o, "scsi.show", name_params(name), &result))
+		return 1;
+	if (o->json)
+		return finish(o, result);
+	printf("scsi %s\n", name);
+	print_members(result, 2, skip);
+	st = json_object_get(result, "stats");
+	if (json_is_object(st)) {
+		printf("  statistics:\n   ");
+		for (k = 0; k < sizeof(ckeys) / sizeof(ckeys[0]); k++)
+			printf(" %s: %" JSON_INTEGER_FORMAT, ckeys[k],
+				jint(json_object_get(st, ckeys[k])));
+		printf("\n");
+		json_array_foreach(json_object_get(st, "queues"), i, q) {
+			table_addv(&qt, json_object_get(q, "queue"));
+			table_add(&qt,
+				strdup(json_is_true(json_object_get(q, "enabled")) ? "yes" : "no"));
+			table_addv(&qt, json_object_get(q, "pmd"));
+			for (k = 0; k < sizeof(ckeys) / sizeof(ckeys[0]); k++)
+				table_addv(&qt, json_object_get(q, ckeys[k]));
+		}
+		if (qt.ncells > 0)
+			table_print(&qt, "    ");
+	}
+	table_free(&qt);
+	luns = json_object_get(result, "luns");
+	printf("  luns: %zu\n", json_array_size(luns));
+	json_array_foreach(luns, i, l) {
+		table_addv(&lt, json_object_get(l, "name"));
+		table_addv(&lt, json_object_get(l, "target"));
+		table_addv(&lt, json_object_get(l, "lun"));
+		table_addv(&lt, json_object_get(l, "backend"));
+	}
+	if (lt.ncells > 0)
+		table_print(&lt, "    ");
+	table_free(&lt);
+	json_decref(result);
+	return 0;
+}
+
+static int
+lun_list(const struct opts *o)
+{
+	static const struct col cols[] = {{"NAME", "name", 'l', COL_VALUE},
+		{"CONTROLLER", "controller", 'l', COL_VALUE}, {"TARGET", "target", 'r', COL_VALUE},
+		{"LUN", "lun", 'r', COL_VALUE}, {"BACKEND", "backend", 'l', COL_VALUE},
+		{"SIZE", "size", 'r', COL_SIZE}, {"READONLY", "readonly", 'l', COL_YESNO}};
+
+	return list_table(o, "lun.list", cols, sizeof(cols) / sizeof(cols[0]));
+}
+
+static int
+lun_show(const struct opts *o, const char *name)
+{
+	static const char *const skip[] = {"name", "stats", NULL};
+	/* The order of virsh domblkstat, then what it does not have. */
+	static const char *const keys[] = {"rd_req", "rd_bytes", "wr_req", "wr_bytes",
+		"flush_operations", "rd_total_times", "wr_total_times", "flush_total_times",
+		"unmap_req", "unmap_blocks", "errors"};
+	json_t *result, *st, *lat, *v;
+	size_t k;
+
+	if (rpc(o, "lun.show", name_params(name), &result))
+		return 1;
+	if (o->json)
+		return finish(o, result);
+	printf("lun %s\n", name);
+	print_members(result, 2, skip);
+	st = json_object_get(result, "stats");
+	if (json_is_object(st)) {
+		printf("  statistics:\n");
+		for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+			v = json_object_get(st, keys[k]);
+			if (v != NULL)
+				printf("    %s %s %" JSON_INTEGER_FORMAT "\n", name, keys[k],
+					jint(v));
+		}
+		lat = json_object_get(st, "latency-us");
+		if (json_is_object(lat))
+			printf("    latency: p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n",
+				json_number_value(json_object_get(lat, "p50")),
+				json_number_value(json_object_get(lat, "p99")),
+				json_number_value(json_object_get(lat, "p99.9")));
+	}
+	json_decref(result);
+	return 0;
+}
+
+/* scsi and lun verbs: add takes --options, the others a NAME or nothing. */
+static int
+cmd_scsi_lun(const struct opts *o, const char *obj, int argc, char **argv)
+{
+	static const char scsi_usage[] = "scsi add NAME --socket PATH [--client] [--queues N] "
+					 "[--max-sectors N] [--cmd-per-lun N]";
+	static const char lun_usage[] =
+		"lun add NAME --controller C --backend file|ram|null [--target T] [--lun L] "
+		"[--path P] [--size S] [--block-size B] [--cache MODE] [--readonly] [--vendor V] "
+		"[--product P] [--revision R] [--serial S]";
+	bool scsi = strcmp(obj, "scsi") == 0;
+	char method[64], usage[64];
+	json_t *params, *result;
+	const char *verb;
+	int rc;
+
+	if (argc == 0)
+		return usage_error("%s: missing verb", obj);
+	verb = argv[0];
+	argc--;
+	argv++;
+	snprintf(method, sizeof(method), "%s.%s", obj, verb);
+	if (strcmp(verb, "add") == 0) {
+		rc = parse_verb_opts(scsi ? scsi_usage : lun_usage,
+			scsi ? scsi_add_opts : lun_add_opts, argc, argv, &params);
+		if (rc != 0)
+			return rc;
+		rc = rpc(o, method, params, &result);
+		return rc ? rc : finish(o, result);
+	}
+	if (strcmp(verb, "del") == 0 || strcmp(verb, "show") == 0) {
+		snprintf(usage, sizeof(usage), "%s %s NAME", obj, verb);
+		rc = need_args(usage, argc, 1, 1);
+		if (rc)
+			return rc;
+		if (strcmp(verb, "del") == 0)
+			return obj_del(o, method, argv[0]);
+		return scsi ? scsi_show(o, argv[0]) : lun_show(o, argv[0]);
+	}
+	if (strcmp(verb, "list") == 0) {
+		snprintf(usage, sizeof(usage), "%s list", obj);
+		rc = need_args(usage, argc, 0, 0);
+		if (rc)
+			return rc;
+		return scsi ? scsi_list(o) : lun_list(o);
+	}
+	return usage_error("unknown command '%s %s'", obj, verb);
 }
 
 /* ---- pmd -------------------------------------------------------------- */
@@ -1071,23 +1432,41 @@ stats_watch(const struct opts *o, const char *port, double interval)
 	return 0;
 }
 
+/* stats clear [PORT] [--lun LUN] */
+static int
+stats_clear(const struct opts *o, int argc, char **argv)
+{
+	const char *port = NULL, *lun = NULL;
+	json_t *params, *result;
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--lun") == 0 && i + 1 < argc && lun == NULL)
+			lun = argv[++i];
+		else if (argv[i][0] != '-' && port == NULL)
+			port = argv[i];
+		else
+			return usage_error("usage: stats clear [PORT] [--lun LUN]");
+	}
+	params = port_params(port);
+	if (lun != NULL)
+		json_object_set_new(params, "lun", json_string(lun));
+	if (rpc(o, "stats.clear", params, &result))
+		return 1;
+	return finish(o, result);
+}
+
 static int
 cmd_stats(const struct opts *o, int argc, char **argv)
 {
 	const char *port = NULL;
 	double interval = 1.0;
 	bool watch = false;
-	json_t *result;
 	char *end;
 	int i;
 
-	if (argc > 0 && strcmp(argv[0], "clear") == 0) {
-		if (argc > 2)
-			return usage_error("usage: stats clear [PORT]");
-		if (rpc(o, "stats.clear", port_params(argc == 2 ? argv[1] : NULL), &result))
-			return 1;
-		return finish(o, result);
-	}
+	if (argc > 0 && strcmp(argv[0], "clear") == 0)
+		return stats_clear(o, argc - 1, argv + 1);
 	for (i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--watch") == 0 || strcmp(argv[i], "-w") == 0) {
 			watch = true;
@@ -1246,6 +1625,8 @@ run(const struct opts *o, int argc, char **argv)
 
 	if (strcmp(cmd, "port") == 0 || strcmp(cmd, "bridge") == 0 || strcmp(cmd, "xconnect") == 0)
 		return cmd_object(o, cmd, argc - 1, argv + 1);
+	if (strcmp(cmd, "scsi") == 0 || strcmp(cmd, "lun") == 0)
+		return cmd_scsi_lun(o, cmd, argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0) {
 		rc = need_args("version", argc - 1, 0, 0);
 		return rc ? rc : cmd_version(o);

@@ -97,6 +97,45 @@ m_canned(json_t *params, void *arg, struct ctl_error *err)
 		{"bridge.flush", "{\"flushed\":2}"},
 		{"config.save", "{\"path\":\"/etc/vhostd/vhostd.json\"}"},
 		{"version", "{\"version\":\"0.1.0\",\"dpdk\":\"DPDK 22.11.1\"}"},
+		{"scsi.list", "[{\"name\":\"scsi0\",\"socket\":\"/run/vhostd/scsi0.sock\","
+			      "\"mode\":\"server\",\"queues\":2,\"max-sectors\":65535,"
+			      "\"cmd-per-lun\":128,\"connected\":true,\"luns\":3},"
+			      "{\"name\":\"db-disks\",\"socket\":\"/s\",\"mode\":\"client\","
+			      "\"queues\":16,\"max-sectors\":1024,\"cmd-per-lun\":32,"
+			      "\"connected\":false,\"luns\":0}]"},
+		{"scsi.show",
+			"{\"name\":\"scsi0\",\"socket\":\"/run/vhostd/scsi0.sock\","
+			"\"mode\":\"server\",\"queues\":2,\"max-sectors\":65535,"
+			"\"cmd-per-lun\":128,"
+			"\"status\":{\"state\":\"connected\",\"connected\":true,\"vid\":0,"
+			"\"features\":\"0x140000003\",\"vrings\":4,\"enabled-queues\":[0,1],"
+			"\"control-queue\":true,\"event-queue\":true,\"connects\":1,"
+			"\"disconnects\":0,\"broken\":false,\"broken-reason\":null},"
+			"\"stats\":{\"requests\":1500,\"tmf\":1,\"bad-chains\":0,\"errors\":2,"
+			"\"inflight\":3,\"queues\":["
+			"{\"requests\":1000,\"tmf\":1,\"bad-chains\":0,\"errors\":2,"
+			"\"inflight\":1,\"queue\":0,\"enabled\":true,\"pmd\":0},"
+			"{\"requests\":500,\"tmf\":0,\"bad-chains\":0,\"errors\":0,"
+			"\"inflight\":2,\"queue\":1,\"enabled\":false,\"pmd\":null}]},"
+			"\"luns\":[{\"name\":\"lun0\",\"target\":0,\"lun\":0,\"backend\":"
+			"\"file\"},{\"name\":\"scratch\",\"target\":1,\"lun\":12,"
+			"\"backend\":\"ram\"}]}"},
+		{"lun.list", "[{\"name\":\"lun0\",\"controller\":\"scsi0\",\"target\":0,"
+			     "\"lun\":0,\"backend\":\"file\",\"size\":10737418240,"
+			     "\"readonly\":false},"
+			     "{\"name\":\"scratch\",\"controller\":\"scsi0\",\"target\":1,"
+			     "\"lun\":12,\"backend\":\"ram\",\"size\":1000960,\"readonly\":true}]"},
+		{"lun.show", "{\"name\":\"lun0\",\"controller\":\"scsi0\",\"target\":0,\"lun\":0,"
+			     "\"backend\":\"file\",\"path\":\"/var/lib/vhostd/lun0.img\","
+			     "\"block-size\":512,\"cache\":\"none\",\"readonly\":false,"
+			     "\"vendor\":\"VHOSTD\",\"opened\":true,\"blocks\":20971520,"
+			     "\"capacity-bytes\":10737418240,"
+			     "\"stats\":{\"rd_req\":1200,\"rd_bytes\":4915200,\"wr_req\":300,"
+			     "\"wr_bytes\":1228800,\"flush_operations\":7,"
+			     "\"rd_total_times\":96000000,\"wr_total_times\":45000000,"
+			     "\"flush_total_times\":1400000,\"unmap_req\":2,\"unmap_blocks\":2048,"
+			     "\"errors\":1,\"latency-us\":{\"p50\":71.5,\"p99\":412.25,"
+			     "\"p99.9\":1980.0}}}"},
 	};
 	size_t i;
 
@@ -111,10 +150,12 @@ static int
 setup(void **state)
 {
 	static const char *const echo[] = {"port.add", "port.set", "bridge.add", "bridge.set",
-		"xconnect.add", "pmd.set", "stats.clear", "custom.method", NULL};
-	static const char *const empty[] = {"port.del", "bridge.del", "xconnect.del", NULL};
-	static const char *const canned[] = {
-		"port.list", "bridge.show", "bridge.flush", "config.save", "version", NULL};
+		"xconnect.add", "pmd.set", "stats.clear", "custom.method", "scsi.add", "lun.add",
+		NULL};
+	static const char *const empty[] = {
+		"port.del", "bridge.del", "xconnect.del", "scsi.del", "lun.del", NULL};
+	static const char *const canned[] = {"port.list", "bridge.show", "bridge.flush",
+		"config.save", "version", "scsi.list", "scsi.show", "lun.list", "lun.show", NULL};
 	struct fixture *f = calloc(1, sizeof(*f));
 	size_t i;
 
@@ -332,7 +373,7 @@ test_errors(void **state)
 static void
 test_usage_errors(void **state)
 {
-	static const char *const bad[][5] = {
+	static const char *const bad[][8] = {
 		{"bogus"},
 		{"port"},
 		{"port", "add"},
@@ -358,6 +399,27 @@ test_usage_errors(void **state)
 		{"port", "set", "x", "trunks=1,a"},
 		{"--timeout", "x", "version"},
 		{"--nope"},
+		{"scsi"},
+		{"scsi", "frob"},
+		{"scsi", "add"},
+		{"scsi", "add", "s0"},
+		{"scsi", "add", "--socket", "x"},
+		{"scsi", "add", "s0", "--socket"},
+		{"scsi", "add", "s0", "--socket", "x", "--bogus", "1"},
+		{"scsi", "add", "s0", "--socket", "x", "--queues", "two"},
+		{"scsi", "add", "s0", "--socket", "x", "--client=yes"},
+		{"scsi", "show"},
+		{"scsi", "list", "x"},
+		{"lun", "add", "l0", "--backend", "ram", "--size", "1G"},
+		{"lun", "add", "l0", "--controller", "c", "--size", "1G"},
+		{"lun", "add", "l0", "--controller=c", "--backend", "ram", "--target", "x"},
+		{"lun", "add", "l0", "--controller", "c", "--backend", "ram", "--readonly=1"},
+		{"lun", "add", "l0", "--controller", "c", "--backend", "ram", "--size"},
+		{"lun", "del", "a", "b"},
+		{"lun", "set", "a"},
+		{"stats", "clear", "--lun"},
+		{"stats", "clear", "a", "b"},
+		{"stats", "clear", "--bogus"},
 	};
 	struct fixture *f = *state;
 	size_t i;
@@ -365,7 +427,8 @@ test_usage_errors(void **state)
 
 	assert_int_equal(run(f, NULL), 2);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		int rc = run(f, bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], NULL);
+		int rc = run(f, bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], bad[i][5],
+			bad[i][6], bad[i][7], NULL);
 
 		if (rc != 2)
 			print_error("case %zu (%s %s): exit %d\n", i, bad[i][0], bad[i][1], rc);
@@ -406,7 +469,11 @@ test_help_lists_every_verb(void **state)
 		"port list", "port show", "bridge add", "bridge set", "bridge del", "bridge list",
 		"bridge show", "bridge flush", "xconnect add", "xconnect del", "xconnect list",
 		"pmd show", "pmd set", "stats [PORT]", "--watch", "stats clear", "save-config",
-		"config show", "call METHOD", "--json", "--socket", "VHOSTCTL_SOCKET"};
+		"config show", "call METHOD", "--json", "--socket", "VHOSTCTL_SOCKET", "scsi add",
+		"scsi del", "scsi list", "scsi show", "--client", "--queues", "--max-sectors",
+		"--cmd-per-lun", "lun add", "lun del", "lun list", "lun show", "--controller",
+		"--target", "--lun", "--backend", "--path", "--size", "--block-size", "--cache",
+		"--readonly", "--vendor", "--product", "--revision", "--serial"};
 	struct fixture *f = *state;
 	size_t i;
 
@@ -446,6 +513,157 @@ test_tables(void **state)
 	assert_string_equal(f->out, "vhostd 0.1.0 (DPDK 22.11.1)\nvhostctl 0.1.0\n");
 }
 
+static void
+test_scsi_lun_params(void **state)
+{
+	struct fixture *f = *state;
+	char cwd[1024], want[2048];
+
+	assert_int_equal(run(f, "scsi", "add", "scsi0", "--socket", "scsi0.sock", NULL), 0);
+	assert_string_equal(f->out, "");
+	assert_string_equal(f->err, "");
+	assert_last(f, "scsi.add", "{\"name\":\"scsi0\",\"socket\":\"scsi0.sock\"}");
+	assert_int_equal(
+		run(f, "scsi", "add", "scsi1", "--socket=/run/s1.sock", "--client", "--queues", "4",
+			"--max-sectors", "1024", "--cmd-per-lun=32", NULL),
+		0);
+	assert_last(f, "scsi.add",
+		"{\"name\":\"scsi1\",\"socket\":\"/run/s1.sock\",\"mode\":\"client\","
+		"\"queues\":4,\"max-sectors\":1024,\"cmd-per-lun\":32}");
+	/* Ranges are the daemon's to check: a negative number is sent as is. */
+	assert_int_equal(run(f, "scsi", "add", "s", "--socket", "s", "--queues", "-1", NULL), 0);
+	assert_last(f, "scsi.add", "{\"name\":\"s\",\"socket\":\"s\",\"queues\":-1}");
+
+	assert_int_equal(run(f, "lun", "add", "lun0", "--controller", "scsi0", "--target", "1",
+				 "--lun", "2", "--backend", "file", "--path", "/var/lib/d.img",
+				 "--size", "64M", "--block-size", "4096", "--cache", "writeback",
+				 "--readonly", "--vendor", "ACME", "--product", "Fast Disk",
+				 "--revision", "1.0", "--serial", "0042", NULL),
+		0);
+	assert_last(f, "lun.add",
+		"{\"name\":\"lun0\",\"controller\":\"scsi0\",\"target\":1,\"lun\":2,"
+		"\"backend\":\"file\",\"path\":\"/var/lib/d.img\",\"size\":\"64M\","
+		"\"block-size\":4096,\"cache\":\"writeback\",\"readonly\":true,"
+		"\"vendor\":\"ACME\",\"product\":\"Fast Disk\",\"revision\":\"1.0\","
+		"\"serial\":\"0042\"}");
+	/* A size in bytes is a number; serials that look like numbers stay strings. */
+	assert_int_equal(run(f, "lun", "add", "r", "--backend=ram", "--controller=scsi0",
+				 "--size=1048576", NULL),
+		0);
+	assert_last(f, "lun.add",
+		"{\"name\":\"r\",\"controller\":\"scsi0\",\"backend\":\"ram\",\"size\":1048576}");
+	/* A relative --path is the caller's, not the daemon's: made absolute. */
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(run(f, "lun", "add", "l", "--controller", "c", "--backend", "file",
+				 "--path", "disk.img", NULL),
+		0);
+	snprintf(want, sizeof(want),
+		"{\"name\":\"l\",\"controller\":\"c\",\"backend\":\"file\",\"path\":\"%s/"
+		"disk.img\"}",
+		strcmp(cwd, "/") == 0 ? "" : cwd);
+	assert_last(f, "lun.add", want);
+	/* --json prints the daemon's result. */
+	assert_int_equal(run(f, "--json", "lun", "add", "n", "--controller", "c", "--backend",
+				 "null", "--size", "1G", NULL),
+		0);
+	assert_non_null(strstr(f->out, "\"size\": \"1G\""));
+
+	assert_int_equal(run(f, "scsi", "del", "scsi0", NULL), 0);
+	assert_last(f, "scsi.del", "{\"name\":\"scsi0\"}");
+	assert_int_equal(run(f, "lun", "del", "lun0", NULL), 0);
+	assert_last(f, "lun.del", "{\"name\":\"lun0\"}");
+	assert_int_equal(run(f, "lun", "del", "nosuch", NULL), 1);
+	assert_non_null(strstr(f->err, "nosuch"));
+
+	assert_int_equal(run(f, "stats", "clear", "--lun", "lun0", NULL), 0);
+	assert_last(f, "stats.clear", "{\"lun\":\"lun0\"}");
+	assert_int_equal(run(f, "stats", "clear", "vhu0", "--lun", "lun0", NULL), 0);
+	assert_last(f, "stats.clear", "{\"port\":\"vhu0\",\"lun\":\"lun0\"}");
+}
+
+static void
+test_scsi_lun_tables(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(run(f, "scsi", "list", NULL), 0);
+	assert_string_equal(f->last_method, "scsi.list");
+	assert_string_equal(f->out,
+		"NAME      MODE    QUEUES  CONNECTED  LUNS  SOCKET\n"
+		"scsi0     server       2  yes           3  /run/vhostd/scsi0.sock\n"
+		"db-disks  client      16  no            0  /s\n");
+
+	assert_int_equal(run(f, "scsi", "show", "scsi0", NULL), 0);
+	assert_last(f, "scsi.show", "{\"name\":\"scsi0\"}");
+	assert_string_equal(f->out,
+		"scsi scsi0\n"
+		"  socket:      /run/vhostd/scsi0.sock\n"
+		"  mode:        server\n"
+		"  queues:      2\n"
+		"  max-sectors: 65535\n"
+		"  cmd-per-lun: 128\n"
+		"  status:\n"
+		"    state:          connected\n"
+		"    connected:      true\n"
+		"    vid:            0\n"
+		"    features:       0x140000003\n"
+		"    vrings:         4\n"
+		"    enabled-queues: 0, 1\n"
+		"    control-queue:  true\n"
+		"    event-queue:    true\n"
+		"    connects:       1\n"
+		"    disconnects:    0\n"
+		"    broken:         false\n"
+		"    broken-reason:  -\n"
+		"  statistics:\n"
+		"    requests: 1500 tmf: 1 bad-chains: 0 errors: 2 inflight: 3\n"
+		"    QUEUE  ENABLED  PMD  REQUESTS  TMF  BAD-CHAINS  ERRORS  INFLIGHT\n"
+		"        0  yes        0      1000    1           0       2         1\n"
+		"        1  no         -       500    0           0       0         2\n"
+		"  luns: 2\n"
+		"    NAME     TARGET  LUN  BACKEND\n"
+		"    lun0          0    0  file\n"
+		"    scratch       1   12  ram\n");
+
+	assert_int_equal(run(f, "lun", "list", NULL), 0);
+	assert_string_equal(f->out, "NAME     CONTROLLER  TARGET  LUN  BACKEND     SIZE  READONLY\n"
+				    "lun0     scsi0            0    0  file         10G  no\n"
+				    "scratch  scsi0            1   12  ram      1000960  yes\n");
+
+	assert_int_equal(run(f, "lun", "show", "lun0", NULL), 0);
+	assert_last(f, "lun.show", "{\"name\":\"lun0\"}");
+	assert_string_equal(f->out, "lun lun0\n"
+				    "  controller:     scsi0\n"
+				    "  target:         0\n"
+				    "  lun:            0\n"
+				    "  backend:        file\n"
+				    "  path:           /var/lib/vhostd/lun0.img\n"
+				    "  block-size:     512\n"
+				    "  cache:          none\n"
+				    "  readonly:       false\n"
+				    "  vendor:         VHOSTD\n"
+				    "  opened:         true\n"
+				    "  blocks:         20971520\n"
+				    "  capacity-bytes: 10737418240\n"
+				    "  statistics:\n"
+				    "    lun0 rd_req 1200\n"
+				    "    lun0 rd_bytes 4915200\n"
+				    "    lun0 wr_req 300\n"
+				    "    lun0 wr_bytes 1228800\n"
+				    "    lun0 flush_operations 7\n"
+				    "    lun0 rd_total_times 96000000\n"
+				    "    lun0 wr_total_times 45000000\n"
+				    "    lun0 flush_total_times 1400000\n"
+				    "    lun0 unmap_req 2\n"
+				    "    lun0 unmap_blocks 2048\n"
+				    "    lun0 errors 1\n"
+				    "    latency: p50 71.5 us, p99 412.2 us, p99.9 1980.0 us\n");
+
+	/* --json is the result as the daemon sent it. */
+	assert_int_equal(run(f, "lun", "show", "lun0", "--json", NULL), 0);
+	assert_non_null(strstr(f->out, "\"rd_total_times\": 96000000"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -460,6 +678,8 @@ main(int argc, char **argv)
 		T(test_no_server),
 		T(test_help_lists_every_verb),
 		T(test_tables),
+		T(test_scsi_lun_params),
+		T(test_scsi_lun_tables),
 	};
 #undef T
 
