@@ -18,6 +18,9 @@ Tests (default: all):
            vhostd) with a file disk: proves the scsi/sd/ext4 modules; mkfs +
            mount + file round trip. Also exercises the host<->guest channel
            (vt_mark / wait_marker / send / vt_wait_host) and QMP.
+  scsi-hotplug  QemuScsiDev (virtio-scsi-pci, 2 request queues) and
+           Guest.scsi_hot_add / scsi_hot_remove over QMP: the guest sees LUN 1
+           appear and disappear through virtio-scsi events, without a rescan.
   timeout  a guest that never finishes: GuestTimeout and QEMU is gone.
 
 Exit status 0 when every selected test passed.
@@ -37,8 +40,8 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest import (BlkDev, Guest, GuestTimeout, NetDev, Testpmd,  # noqa: E402
-                   build_images, ensure_packages)
+from guest import (BlkDev, Guest, GuestTimeout, NetDev, QemuScsiDev,  # noqa: E402
+                   ScsiDisk, Testpmd, build_images, ensure_packages)
 
 VERBOSE = False
 
@@ -190,6 +193,55 @@ def test_scsi(tmp):
     return f'boot {boot:.1f}s, disks {res["disks"].strip()}, ext2 on sda ok, ctl channel + QMP ok'
 
 
+def test_scsi_hotplug(tmp):
+    """QemuScsiDev (2 request queues) + Guest.scsi_hot_add/scsi_hot_remove:
+    the guest sees LUN 1 come and go through virtio-scsi events (no rescan)."""
+    img0, img1 = os.path.join(tmp, 'lun0.img'), os.path.join(tmp, 'lun1.img')
+    for p, size in ((img0, 16 << 20), (img1, 8 << 20)):
+        with open(p, 'wb') as f:
+            f.truncate(size)
+    script = r'''
+        at() { ls /sys/bus/scsi/devices/*:0:0:$1/block 2>/dev/null; }
+        wait_for() {  # LUN present|absent
+            n=150
+            while :; do
+                if [ -n "$(at $1)" ]; then s=present; else s=absent; fi
+                [ $s = $2 ] && return 0
+                n=$((n - 1)); [ $n -gt 0 ] || return 1
+                usleep 100000
+            done
+        }
+        wait_for 0 present || vt_die "no LUN 0"
+        vt_result lun0 "$(at 0) $(cat /sys/block/$(at 0)/device/vendor) $(ls /sys/block/$(at 0)/mq | wc -l)"
+        vt_mark add
+        vt_wait_host 60 >/dev/null || vt_die "no word from the host"
+        wait_for 1 present || vt_die "LUN 1 did not appear"
+        vt_result lun1 "$(cat /sys/block/$(at 1)/size) $(cat /sys/block/$(at 1)/device/model)"
+        vt_mark remove
+        vt_wait_host 60 >/dev/null || vt_die "no word from the host"
+        wait_for 1 absent || vt_die "LUN 1 did not go away"
+        vt_result gone yes
+    '''
+    hot = ScsiDisk(img1, lun=1, product='hot-lun')
+    with Guest(script, timeout=180, name='selftest-scsi-hotplug',
+               qemu_scsi=[QemuScsiDev([ScsiDisk(img0, vendor='VTEST')], num_queues=2)]) as g:
+        g.wait_marker('add', timeout=120)
+        g.scsi_hot_add(0, hot)
+        g.send('added')
+        g.wait_marker('remove', timeout=60)
+        g.scsi_hot_remove(0, hot)
+        g.send('removed')
+        rc, res = g.wait()
+        boot = g.boot_seconds
+        if VERBOSE:
+            print(g.console())
+    check(rc == 0, f'guest rc {rc}, results {res}')
+    check(res.get('lun0', '').split()[1:] == ['VTEST', '2'], f'lun0 vendor/hw queues: {res}')
+    check(res.get('lun1', '').split() == [str((8 << 20) // 512), 'hot-lun'], f'lun1: {res}')
+    check(res.get('gone') == 'yes', f'hot-remove: {res}')
+    return f'boot {boot:.1f}s, LUN 1 hot-added and removed, 2 hw queues'
+
+
 def test_timeout(tmp):
     t0 = time.monotonic()
     g = Guest('vt_mark spinning; while :; do sleep 1; done', timeout=40,
@@ -205,7 +257,8 @@ def test_timeout(tmp):
     return f'GuestTimeout raised, QEMU gone ({time.monotonic() - t0:.1f}s)'
 
 
-TESTS = {'net': test_net, 'net-server': test_net_server, 'blk': test_blk, 'scsi': test_scsi, 'timeout': test_timeout}
+TESTS = {'net': test_net, 'net-server': test_net_server, 'blk': test_blk, 'scsi': test_scsi,
+         'scsi-hotplug': test_scsi_hotplug, 'timeout': test_timeout}
 
 
 def main():
