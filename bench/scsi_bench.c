@@ -1192,6 +1192,16 @@ event_name(uint32_t e)
 	}
 }
 
+static const char *
+reason_name(uint32_t e, uint32_t r)
+{
+	static const char *const reset[] = {"HARD", "RESCAN", "REMOVED"};
+
+	if ((e & ~VIRTIO_SCSI_T_EVENTS_MISSED) == VIRTIO_SCSI_T_TRANSPORT_RESET && r < 3)
+		return reset[r];
+	return "-";
+}
+
 static int
 mode_events(struct ctx *c)
 {
@@ -1245,17 +1255,20 @@ mode_events(struct ctx *c)
 
 			if (c->o.json)
 				printf("%s{\"event\":%u,\"name\":\"%s\",\"missed\":%s,"
-				       "\"target\":%u,\"lun\":%u,\"reason\":%u,\"raw_lun\":\"",
+				       "\"target\":%u,\"lun\":%u,\"reason\":%u,\"reason_name\":\"%"
+				       "s\","
+				       "\"raw_lun\":\"",
 					got ? "," : "", ev->event & ~VIRTIO_SCSI_T_EVENTS_MISSED,
 					event_name(ev->event),
 					ev->event & VIRTIO_SCSI_T_EVENTS_MISSED ? "true" : "false",
-					tgt, lun, ev->reason);
+					tgt, lun, ev->reason, reason_name(ev->event, ev->reason));
 			else
-				printf("event %u %s missed=%d target %u lun %u reason %u lun_raw ",
+				printf("event %u %s missed=%d target %u lun %u reason %u %s "
+				       "lun_raw ",
 					ev->event & ~VIRTIO_SCSI_T_EVENTS_MISSED,
 					event_name(ev->event),
 					!!(ev->event & VIRTIO_SCSI_T_EVENTS_MISSED), tgt, lun,
-					ev->reason);
+					ev->reason, reason_name(ev->event, ev->reason));
 			print_hex(stdout, ev->lun, 8);
 			printf(c->o.json ? "\"}" : "\n");
 			fflush(stdout);
