@@ -74,7 +74,7 @@ class Vhostd:
     _seq = 0
 
     def __init__(self, ports=(), bridges=({"name": "br0"},), xconnects=(), pmd_cpus=None,
-                 max_sleep_us=20, extra=None, workdir=None):
+                 max_sleep_us=20, extra=None, workdir=None, scsi=(), luns=()):
         Vhostd._seq += 1
         self.workdir = workdir or tempfile.mkdtemp(prefix="vhostd-it-")
         self.run_dir = os.path.join(self.workdir, "run")
@@ -90,6 +90,12 @@ class Vhostd:
             "ports": list(ports),
             "xconnects": list(xconnects),
         }
+        # vhost-user-scsi controllers and their LUNs (configs/examples/scsi-luns.json);
+        # left out when empty, so configs of the net-only tests are unchanged.
+        if scsi:
+            self.config["scsi"] = list(scsi)
+        if luns:
+            self.config["luns"] = list(luns)
         if extra:
             self.config.update(extra)
         self.config_path = os.path.join(self.workdir, "vhostd.json")
