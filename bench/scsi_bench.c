@@ -55,6 +55,7 @@ struct opts {
 	bool no_event_idx;
 	bool no_hugetlb;
 	bool inflight;
+	bool verbose;
 	uint64_t mem_mb;
 	uint16_t vq_size;
 	/* functional modes */
@@ -575,6 +576,14 @@ connect_dev(struct ctx *c)
 	c->nvq = c->first_rq + c->dev_queues;
 	if (c->nvq > VUF_MAX_QUEUES)
 		c->nvq = VUF_MAX_QUEUES;
+	if (c->o.verbose)
+		fprintf(stderr,
+			"features: backend 0x%" PRIx64 " negotiated 0x%" PRIx64
+			"; protocol: backend 0x%" PRIx64 " negotiated 0x%" PRIx64
+			"; GET_QUEUE_NUM %u; %u virtqueues; %s memory, %zu MiB\n",
+			c->dev->backend_features, c->dev->features, c->dev->backend_proto_features,
+			c->dev->proto_features, c->dev->backend_queues, c->nvq,
+			c->dev->hugetlb ? "hugetlb" : "plain", c->dev->mem_size >> 20);
 	rc = vuf_start(c->dev, c->nvq);
 	if (rc < 0) {
 		fprintf(stderr, "vhost-user start failed: %s\n", vuf_strerror(c->dev));
@@ -1295,7 +1304,8 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: vhostd-scsi-bench (--socket PATH | --server PATH) [options] [mode]\n"
 		   "device:  --type scsi|blk  --target T --lun L  --queues N  --vq-size N\n"
-		   "         --indirect --no-event-idx --no-hugetlb --inflight --mem MB --cpu N\n"
+		   "         --indirect --no-event-idx --no-hugetlb --inflight --mem MB --cpu N "
+		   "--verbose\n"
 		   "bench:   --rw randread|randwrite|read|write|randrw [--rwmixread PCT]\n"
 		   "         --bs BYTES --qd N --time SECONDS --size BYTES --json\n"
 		   "modes:   --verify [--lba L --blocks N --seed S]\n"
@@ -1357,6 +1367,7 @@ enum {
 	O_INFLIGHT,
 	O_MEM,
 	O_VQSIZE,
+	O_VERBOSE,
 	O_VERIFY,
 	O_CMD,
 	O_DATAIN,
@@ -1396,6 +1407,7 @@ static const struct option longopts[] = {
 	{"inflight", no_argument, NULL, O_INFLIGHT},
 	{"mem", required_argument, NULL, O_MEM},
 	{"vq-size", required_argument, NULL, O_VQSIZE},
+	{"verbose", no_argument, NULL, O_VERBOSE},
 	{"verify", no_argument, NULL, O_VERIFY},
 	{"cmd", required_argument, NULL, O_CMD},
 	{"data-in", required_argument, NULL, O_DATAIN},
@@ -1503,6 +1515,9 @@ parse_args(struct opts *o, int argc, char **argv)
 			break;
 		case O_VQSIZE:
 			o->vq_size = (uint16_t)strtoul(optarg, NULL, 0);
+			break;
+		case O_VERBOSE:
+			o->verbose = true;
 			break;
 		case O_VERIFY:
 			o->verify = true;
