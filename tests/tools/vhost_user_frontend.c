@@ -819,8 +819,8 @@ int
 vuf_vq_kick(struct vuf_vq *vq)
 {
 	uint16_t old = vq->kicked_idx, new = vq->avail_idx;
-	uint64_t one = 1;
 	bool need;
+	int rc;
 
 	if (old == new)
 		return 0;
@@ -843,10 +843,19 @@ vuf_vq_kick(struct vuf_vq *vq)
 		vq->kicks_suppressed++;
 		return 0;
 	}
+	rc = vuf_vq_notify(vq);
+	return rc < 0 ? rc : 1;
+}
+
+int
+vuf_vq_notify(struct vuf_vq *vq)
+{
+	uint64_t one = 1;
+
 	vq->kicks++;
 	if (write(vq->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -errno;
-	return 1;
+	return 0;
 }
 
 int

@@ -202,6 +202,9 @@ int vuf_vq_add(
 /* Publishes everything added since the last call (one avail->idx store) and writes the kick
  * eventfd unless the device suppressed notifications. Returns 1 if it kicked, 0 if not. */
 int vuf_vq_kick(struct vuf_vq *vq);
+/* Writes the kick eventfd unconditionally: for tests that wrote raw descriptors / avail->idx
+ * through the public ring pointers (and for backends that ignore suppression). */
+int vuf_vq_notify(struct vuf_vq *vq);
 /* Consumes up to max used entries: cookies[i] and lens[i] (lens may be NULL). Returns the count
  * (0 if nothing new), or -EIO if the device returned a bogus id. */
 int vuf_vq_poll(struct vuf_vq *vq, void **cookies, uint32_t *lens, unsigned int max);
