@@ -75,6 +75,15 @@ struct scsi_task {
 	uint32_t io_pending;
 	void *bounce;
 	struct scsi_task *next;
+	/* Multi-step backend I/O (file LUNs: short transfers, bounce buffers, UNMAP lists). */
+	uint64_t io_off;    /* byte offset of the request on the medium */
+	uint64_t io_blocks; /* blocks the command covers (counters) */
+	uint32_t io_len;    /* bytes to move */
+	uint32_t io_done;   /* bytes moved so far */
+	uint32_t bounce_len;
+	uint16_t io_idx;    /* UNMAP: next range */
+	uint16_t io_cnt;    /* UNMAP: ranges in bounce */
+	uint8_t io_flags;
 };
 
 /*
