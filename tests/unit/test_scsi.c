@@ -13,6 +13,7 @@
 #include <string.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <cmocka.h>
@@ -68,14 +69,25 @@ req_setup(struct req *r, struct lun *l, const uint8_t *cdb, size_t cdb_len, enum
 	memset(r->buf + len, 0xa5, GUARD);
 }
 
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
 static void
 req_wait(struct req *r)
 {
 	int i;
 
-	for (i = 0; i < 2000000 && !r->done; i++)
-		if (io_ctx)
-			lun_io_ctx_poll(io_ctx);
+	uint64_t end = now_ns() + 10000000000ull;
+
+	/* io_uring may punt to its workers: wait by time, not by poll count */
+	while (!r->done && io_ctx && now_ns() < end)
+		lun_io_ctx_poll(io_ctx);
 	assert_int_equal(r->done, 1);
 	for (i = 0; i < GUARD; i++)
 		assert_int_equal(r->buf[r->len + i], 0xa5);
@@ -1467,7 +1479,8 @@ test_file_ring_overflow(void **state)
 	static struct req rs[40];
 	struct lun *l;
 	char err[512];
-	unsigned int i, n, done = 0;
+	unsigned int i, done = 0;
+	uint64_t end;
 
 	l = open_file(LUN_CACHE_WRITEBACK, false, 0, err, sizeof(err));
 	assert_non_null(l);
@@ -1478,7 +1491,7 @@ test_file_ring_overflow(void **state)
 		scsi_task_execute(&rs[i].t, io_ctx);
 	}
 	assert_int_equal(lun_io_ctx_inflight(io_ctx), 40);
-	for (n = 0; n < 100000 && done < 40; n++)
+	for (end = now_ns() + 10000000000ull; done < 40 && now_ns() < end;)
 		done += lun_io_ctx_poll(io_ctx);
 	assert_int_equal(done, 40);
 	for (i = 0; i < 40; i++) {
@@ -1506,6 +1519,22 @@ test_file_readonly_and_errors(void **state)
 	assert_good(xfer(l, 0x28, 0, 1, 512, SCSI_DIR_FROM_DEV));
 	assert_illegal(xfer(l, 0x28, 2048, 1, 512, SCSI_DIR_FROM_DEV), 0x21);
 	lun_close(l);
+
+	/* the file shrinks under the LUN: reads fail with MEDIUM ERROR, counted as errors */
+	l = open_file(LUN_CACHE_WRITEBACK, false, 0, err, sizeof(err));
+	assert_non_null(l);
+	assert_int_equal(truncate(file_path, 0), 0);
+	assert_sense(xfer(l, 0x28, 8, 1, 512, SCSI_DIR_FROM_DEV), SCSI_SK_MEDIUM_ERROR, 0x11, 0);
+	{
+		struct lun_stats s;
+
+		lun_stats_read(l, &s);
+		assert_int_equal(s.errors, 1);
+		assert_int_equal(s.rd_req, 1);
+		assert_int_equal(s.rd_bytes, 0);
+	}
+	lun_close(l);
+	assert_int_equal(truncate(file_path, 4 << 20), 0);
 
 	/* larger than the file */
 	assert_null(open_file(LUN_CACHE_NONE, false, 8 << 20, err, sizeof(err)));
