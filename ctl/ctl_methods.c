@@ -499,6 +499,265 @@ m_pmd_set(json_t *params, void *arg, struct ctl_error *err)
 	return config_dump_pmd(&c);
 }
 
+/* ---- scsi controllers ---------------------------------------------------- */
+
+/* Request queues of a controller: the guest's when connected (vrings 0 and 1
+ * are the control and event queues), else the configured number. */
+static uint16_t
+scsi_nq(const struct scsi_ctrl *c)
+{
+	uint16_t nq = c->vid >= 0 && c->nr_vring > 2 ? c->nr_vring - 2 : c->conf.queues;
+
+	return nq > DP_MAX_QUEUES ? DP_MAX_QUEUES : nq;
+}
+
+static bool
+scsi_rq_ready(const struct scsi_ctrl *c, uint16_t q)
+{
+	return (c->vring_ready >> (q + 2)) & 1;
+}
+
+/* The LUNs on controller @c, as {name, target, lun, backend}. Caller holds dp_lock. */
+static json_t *
+scsi_luns(const struct scsi_ctrl *c, unsigned int *count)
+{
+	json_t *a = json_array();
+
+	*count = 0;
+	for (int i = 0; i < DP_MAX_LUNS; i++) {
+		const struct scsi_lun *l = dp.luns[i];
+
+		if (l == NULL || strcmp(l->conf.controller, c->conf.name) != 0)
+			continue;
+		(*count)++;
+		json_array_append_new(
+			a, json_pack("{s:s, s:i, s:i, s:s}", "name", l->conf.lun.name, "target",
+				   l->conf.target, "lun", l->conf.lun_id, "backend",
+				   config_lun_backend_name(l->conf.lun.backend)));
+	}
+	return a;
+}
+
+static json_t *
+scsi_counters_json(const struct scsi_queue_counters *c)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t)c->requests, "tmf",
+		(json_int_t)c->tmf, "bad-chains", (json_int_t)c->bad_chains, "errors",
+		(json_int_t)c->errors, "inflight", (json_int_t)c->inflight);
+}
+
+/* Status and counters of a controller. Caller holds dp_lock. */
+static json_t *
+scsi_show_json(const struct scsi_ctrl *c)
+{
+	struct scsi_queue_counters qc;
+	json_t *o, *st, *qs = json_array(), *ready = json_array(), *v;
+	unsigned int n_luns;
+	char feat[24];
+
+	o = config_dump_scsi(&c->conf);
+	for (uint16_t q = 0; q < scsi_nq(c); q++) {
+		if (scsi_rq_ready(c, q))
+			json_array_append_new(ready, json_integer(q));
+		dp_scsi_counters(c, q, &qc);
+		v = scsi_counters_json(&qc);
+		json_object_set_new(v, "queue", json_integer(q));
+		json_object_set_new(v, "enabled", json_boolean(scsi_rq_ready(c, q)));
+		json_object_set_new(v, "pmd",
+			c->rxq_pmd[q] == DP_NONE ? json_null() : json_integer(c->rxq_pmd[q]));
+		json_array_append_new(qs, v);
+	}
+	snprintf(feat, sizeof(feat), "0x%" PRIx64, c->features);
+	st = json_pack("{s:s, s:b, s:i, s:s, s:i, s:o, s:b, s:b, s:I, s:I, s:b, s:o}", "state",
+		c->vid >= 0 ? "connected" : (c->conf.client ? "connecting" : "waiting"),
+		"connected", c->vid >= 0, "vid", c->vid, "features", feat, "vrings", c->nr_vring,
+		"enabled-queues", ready, "control-queue", (int)(c->vring_ready & 1), "event-queue",
+		(int)((c->vring_ready >> 1) & 1), "connects", (json_int_t)c->connects,
+		"disconnects", (json_int_t)c->disconnects, "broken", c->broken, "broken-reason",
+		c->broken ? json_string(c->broken_why) : json_null());
+	json_object_set_new(o, "status", st);
+	dp_scsi_counters(c, -1, &qc);
+	v = scsi_counters_json(&qc);
+	json_object_set_new(v, "queues", qs);
+	json_object_set_new(o, "stats", v);
+	json_object_set_new(o, "luns", scsi_luns(c, &n_luns));
+	return o;
+}
+
+static json_t *
+m_scsi_add(json_t *params, void *arg, struct ctl_error *err)
+{
+	struct scsi_conf c;
+
+	if (need_object(params, err) < 0 ||
+		config_parse_scsi(params, g_daemon->run_dir, &c, err) < 0 ||
+		dp_scsi_add(&c, err) < 0)
+		return NULL;
+	return config_dump_scsi(&c);
+}
+
+static json_t *
+m_scsi_del(json_t *params, void *arg, struct ctl_error *err)
+{
+	static const char *const keys[] = {"name", NULL};
+	const char *name = need_name(params, "scsi", err);
+
+	if (name == NULL || only_members(params, "scsi.del", keys, err) < 0 ||
+		dp_scsi_del(name, err) < 0)
+		return NULL;
+	return json_object();
+}
+
+static json_t *
+m_scsi_list(json_t *params, void *arg, struct ctl_error *err)
+{
+	json_t *a = json_array();
+
+	dp_lock();
+	for (int i = 0; i < DP_MAX_SCSI; i++) {
+		const struct scsi_ctrl *c = dp.scsi[i];
+		unsigned int n_luns;
+		json_t *o;
+
+		if (c == NULL || c->deleting)
+			continue;
+		o = config_dump_scsi(&c->conf);
+		json_decref(scsi_luns(c, &n_luns));
+		json_object_set_new(o, "connected", json_boolean(c->vid >= 0));
+		json_object_set_new(o, "luns", json_integer(n_luns));
+		json_array_append_new(a, o);
+	}
+	dp_unlock();
+	return a;
+}
+
+static json_t *
+m_scsi_show(json_t *params, void *arg, struct ctl_error *err)
+{
+	static const char *const keys[] = {"name", NULL};
+	const char *name = need_name(params, "scsi", err);
+	struct scsi_ctrl *c;
+	json_t *o;
+
+	if (name == NULL || only_members(params, "scsi.show", keys, err) < 0)
+		return NULL;
+	dp_lock();
+	c = dp_scsi_find(name);
+	if (c == NULL || c->deleting) {
+		dp_unlock();
+		ctl_error_set(err, 0, ENOENT, "scsi %s: no such controller", name);
+		return NULL;
+	}
+	o = scsi_show_json(c);
+	dp_unlock();
+	return o;
+}
+
+/* ---- LUNs ------------------------------------------------------------------ */
+
+/* Bytes the LUN really has (a file LUN's size is the file's). Caller holds dp_lock. */
+static uint64_t
+lun_bytes(const struct scsi_lun *l)
+{
+	if (l->lun == NULL)
+		return l->conf.lun.size;
+	return lun_num_blocks(l->lun) * lun_get_conf(l->lun)->block_size;
+}
+
+/* The stats of a LUN in the shape of virsh domblkstat. Caller holds dp_lock. */
+static json_t *
+lun_stats_json(const struct scsi_lun *l)
+{
+	struct lun_stats s;
+
+	memset(&s, 0, sizeof(s));
+	if (l->lun != NULL)
+		lun_stats_read(l->lun, &s);
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+			 "s:{s:f, s:f, s:f}}",
+		"rd_req", (json_int_t)s.rd_req, "rd_bytes", (json_int_t)s.rd_bytes, "wr_req",
+		(json_int_t)s.wr_req, "wr_bytes", (json_int_t)s.wr_bytes, "flush_operations",
+		(json_int_t)s.flush_req, "rd_total_times", (json_int_t)s.rd_total_ns,
+		"wr_total_times", (json_int_t)s.wr_total_ns, "flush_total_times",
+		(json_int_t)s.flush_total_ns, "unmap_req", (json_int_t)s.unmap_req, "unmap_blocks",
+		(json_int_t)s.unmap_blocks, "errors", (json_int_t)s.errors, "latency-us", "p50",
+		lun_stats_percentile_ns(&s, 50.0) / 1000.0, "p99",
+		lun_stats_percentile_ns(&s, 99.0) / 1000.0, "p99.9",
+		lun_stats_percentile_ns(&s, 99.9) / 1000.0);
+}
+
+static json_t *
+m_lun_add(json_t *params, void *arg, struct ctl_error *err)
+{
+	struct scsi_lun_conf c;
+
+	if (need_object(params, err) < 0 || config_parse_lun(params, &c, err) < 0 ||
+		dp_lun_add(&c, err) < 0)
+		return NULL;
+	return config_dump_lun(&c);
+}
+
+static json_t *
+m_lun_del(json_t *params, void *arg, struct ctl_error *err)
+{
+	static const char *const keys[] = {"name", NULL};
+	const char *name = need_name(params, "lun", err);
+
+	if (name == NULL || only_members(params, "lun.del", keys, err) < 0 ||
+		dp_lun_del(name, err) < 0)
+		return NULL;
+	return json_object();
+}
+
+static json_t *
+m_lun_list(json_t *params, void *arg, struct ctl_error *err)
+{
+	json_t *a = json_array();
+
+	dp_lock();
+	for (int i = 0; i < DP_MAX_LUNS; i++) {
+		const struct scsi_lun *l = dp.luns[i];
+
+		if (l == NULL)
+			continue;
+		json_array_append_new(
+			a, json_pack("{s:s, s:s, s:i, s:i, s:s, s:I, s:b}", "name",
+				   l->conf.lun.name, "controller", l->conf.controller, "target",
+				   l->conf.target, "lun", l->conf.lun_id, "backend",
+				   config_lun_backend_name(l->conf.lun.backend), "size",
+				   (json_int_t)lun_bytes(l), "readonly", l->conf.lun.readonly));
+	}
+	dp_unlock();
+	return a;
+}
+
+static json_t *
+m_lun_show(json_t *params, void *arg, struct ctl_error *err)
+{
+	static const char *const keys[] = {"name", NULL};
+	const char *name = need_name(params, "lun", err);
+	struct scsi_lun *l;
+	json_t *o;
+
+	if (name == NULL || only_members(params, "lun.show", keys, err) < 0)
+		return NULL;
+	dp_lock();
+	l = dp_lun_find(name);
+	if (l == NULL) {
+		dp_unlock();
+		ctl_error_set(err, 0, ENOENT, "lun %s: no such LUN", name);
+		return NULL;
+	}
+	o = config_dump_lun(&l->conf);
+	json_object_set_new(o, "opened", json_boolean(l->lun != NULL));
+	json_object_set_new(
+		o, "blocks", json_integer(l->lun ? (json_int_t)lun_num_blocks(l->lun) : 0));
+	json_object_set_new(o, "capacity-bytes", json_integer((json_int_t)lun_bytes(l)));
+	json_object_set_new(o, "stats", lun_stats_json(l));
+	dp_unlock();
+	return o;
+}
+
 /* ---- stats -------------------------------------------------------------- */
 
 static const char *
@@ -553,27 +812,65 @@ m_stats_get(json_t *params, void *arg, struct ctl_error *err)
 		(json_int_t)rte_get_tsc_hz(), "ports", a);
 }
 
+/* An optional string member of @params: 0 with *out NULL when absent. */
+static int
+opt_string(json_t *params, const char *method, const char *key, const char **out,
+	struct ctl_error *err)
+{
+	json_t *v = json_object_get(params, key);
+
+	*out = NULL;
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v)) {
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "%s: \"%s\" must be a string",
+			method, key);
+		return -EINVAL;
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
+/*
+ * {"port"?, "lun"?}: the counters of that port and/or LUN; with neither,
+ * those of every port and every LUN.
+ */
 static json_t *
 m_stats_clear(json_t *params, void *arg, struct ctl_error *err)
 {
-	const char *only;
-	bool bad, found = false;
+	static const char *const keys[] = {"port", "lun", NULL};
+	const char *port, *lun;
+	bool port_found = false, lun_found = false;
 
-	only = optional_port(params, err, &bad);
-	if (bad)
+	if (need_object(params, err) < 0 || only_members(params, "stats.clear", keys, err) < 0 ||
+		opt_string(params, "stats.clear", "port", &port, err) < 0 ||
+		opt_string(params, "stats.clear", "lun", &lun, err) < 0)
 		return NULL;
 	dp_lock();
-	for (int i = 0; i < DP_MAX_PORTS; i++) {
+	for (int i = 0; i < DP_MAX_PORTS && (port != NULL || lun == NULL); i++) {
 		struct port *p = dp.ports[i];
 
-		if (p == NULL || (only && strcmp(only, p->conf.name) != 0))
+		if (p == NULL || (port && strcmp(port, p->conf.name) != 0))
 			continue;
 		dp_stats_clear(p);
-		found = true;
+		port_found = true;
+	}
+	for (int i = 0; i < DP_MAX_LUNS && (lun != NULL || port == NULL); i++) {
+		struct scsi_lun *l = dp.luns[i];
+
+		if (l == NULL || (lun && strcmp(lun, l->conf.lun.name) != 0))
+			continue;
+		if (l->lun != NULL)
+			lun_stats_clear(l->lun);
+		lun_found = true;
 	}
 	dp_unlock();
-	if (only != NULL && !found) {
-		ctl_error_set(err, 0, ENOENT, "port %s: no such port", only);
+	if (port != NULL && !port_found) {
+		ctl_error_set(err, 0, ENOENT, "port %s: no such port", port);
+		return NULL;
+	}
+	if (lun != NULL && !lun_found) {
+		ctl_error_set(err, 0, ENOENT, "lun %s: no such LUN", lun);
 		return NULL;
 	}
 	return json_object();
@@ -662,6 +959,14 @@ static const struct {
 	{"xconnect.list", m_xconnect_list},
 	{"pmd.show", m_pmd_show},
 	{"pmd.set", m_pmd_set},
+	{"scsi.add", m_scsi_add},
+	{"scsi.del", m_scsi_del},
+	{"scsi.list", m_scsi_list},
+	{"scsi.show", m_scsi_show},
+	{"lun.add", m_lun_add},
+	{"lun.del", m_lun_del},
+	{"lun.list", m_lun_list},
+	{"lun.show", m_lun_show},
 	{"stats.get", m_stats_get},
 	{"stats.clear", m_stats_clear},
 	{"config.get", m_config_get},

@@ -17,6 +17,8 @@
 #define DEFAULT_MTU 1500
 #define DEFAULT_MAC_AGING_S 300
 #define DEFAULT_MAC_TABLE_SIZE 8192
+#define DEFAULT_SCSI_MAX_SECTORS 0xffff
+#define DEFAULT_SCSI_CMD_PER_LUN 128
 
 /* ---- small strict accessors -------------------------------------------- */
 
@@ -136,6 +138,38 @@ parse_mac(const char *s, uint8_t mac[6])
 	return 0;
 }
 
+/*
+ * "socket": a path given relative is resolved under @run_dir. Leaves @out
+ * as it is when the member is absent.
+ */
+static int
+get_socket(json_t *obj, const char *what, const char *run_dir, char out[DP_SOCK_MAX],
+	struct ctl_error *err)
+{
+	char buf[DP_SOCK_MAX];
+	int rc = get_str(obj, what, "socket", buf, sizeof(buf), false, err);
+
+	if (rc <= 0)
+		return rc;
+	if (buf[0] == '\0')
+		return bad(err, what, "socket", "must not be empty");
+	if (buf[0] == '/')
+		memcpy(out, buf, strlen(buf) + 1);
+	else if (snprintf(out, DP_SOCK_MAX, "%s/%s", run_dir, buf) >= DP_SOCK_MAX)
+		return bad(err, what, "socket", "is too long once under run-dir");
+	return 1;
+}
+
+/* "mode": server (vhostd listens) or client (vhostd connects). */
+static int
+parse_mode(const char *mode, const char *what, bool *client, struct ctl_error *err)
+{
+	if (strcmp(mode, "server") != 0 && strcmp(mode, "client") != 0)
+		return bad(err, what, "mode", "must be server or client");
+	*client = strcmp(mode, "client") == 0;
+	return 0;
+}
+
 /* ---- text --------------------------------------------------------------- */
 
 json_t *
@@ -191,7 +225,7 @@ int
 config_parse_daemon(json_t *doc, struct daemon_conf *d, struct ctl_error *err)
 {
 	static const char *const top[] = {
-		"vhostd", "eal", "pmd", "bridges", "ports", "xconnects", NULL};
+		"vhostd", "eal", "pmd", "bridges", "ports", "xconnects", "scsi", "luns", NULL};
 	static const char *const vk[] = {
 		"run-dir", "control-socket", "control-socket-group", "log-level", "mlockall", NULL};
 	static const char *const ek[] = {"file-prefix", "no-huge", "memory-mb", "extra-args", NULL};
@@ -280,8 +314,7 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 {
 	static const char *const keys[] = {"name", "type", "socket", "mode", "queues", "bridge",
 		"tag", "trunks", "mac", "mtu", "csum", "mrg-rxbuf", "admin-state", NULL};
-	char what[64] = "port", buf[DP_SOCK_MAX], mode[16] = "", type[16] = "", mac[32] = "",
-	     state[8] = "";
+	char what[64] = "port", mode[16] = "", type[16] = "", mac[32] = "", state[8] = "";
 	json_t *trunks;
 	long long n;
 	int rc, has_type, has_mode, has_state;
@@ -332,28 +365,15 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 	}
 	if (out->type == PORT_TYPE_MAX)
 		return bad(err, what, "type", "is required");
-	if (has_mode) {
-		if (strcmp(mode, "server") != 0 && strcmp(mode, "client") != 0)
-			return bad(err, what, "mode", "must be server or client");
-		out->client = strcmp(mode, "client") == 0;
-	}
+	if (has_mode && parse_mode(mode, what, &out->client, err) < 0)
+		return -EINVAL;
 	if (has_state) {
 		if (strcmp(state, "up") != 0 && strcmp(state, "down") != 0)
 			return bad(err, what, "admin-state", "must be up or down");
 		out->admin_up = strcmp(state, "up") == 0;
 	}
-	rc = get_str(obj, what, "socket", buf, sizeof(buf), false, err);
-	if (rc < 0)
-		return rc;
-	if (rc > 0) {
-		if (buf[0] == '\0')
-			return bad(err, what, "socket", "must not be empty");
-		if (buf[0] == '/')
-			memcpy(out->socket, buf, strlen(buf) + 1);
-		else if (snprintf(out->socket, sizeof(out->socket), "%s/%s", run_dir, buf) >=
-			 (int)sizeof(out->socket))
-			return bad(err, what, "socket", "is too long once under run-dir");
-	}
+	if (get_socket(obj, what, run_dir, out->socket, err) < 0)
+		return -EINVAL;
 	if (out->type == PORT_VHOST_USER && out->socket[0] == '\0')
 		return bad(err, what, "socket", "is required for vhost-user ports");
 	if (out->type != PORT_VHOST_USER)
@@ -580,6 +600,312 @@ config_dump_pmd(const struct pmd_conf *c)
 		"{s:s, s:I}", "cpus", c->cpus_text, "max-sleep-us", (json_int_t)c->max_sleep_us);
 }
 
+/* ---- scsi controllers and LUNs ------------------------------------------ */
+
+int
+config_parse_scsi(json_t *obj, const char *run_dir, struct scsi_conf *out, struct ctl_error *err)
+{
+	static const char *const keys[] = {
+		"name", "socket", "mode", "queues", "max-sectors", "cmd-per-lun", NULL};
+	char what[64] = "scsi", mode[16];
+	long long n;
+	int rc;
+
+	if (check_members(obj, what, keys, err) < 0)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->queues = 1;
+	out->max_sectors = DEFAULT_SCSI_MAX_SECTORS;
+	out->cmd_per_lun = DEFAULT_SCSI_CMD_PER_LUN;
+	rc = get_str(obj, what, "name", out->name, sizeof(out->name), false, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return bad(err, what, "name", "is required");
+	if (check_name("scsi controller", out->name, err) < 0)
+		return -EINVAL;
+	snprintf(what, sizeof(what), "scsi %s", out->name);
+	rc = get_str(obj, what, "mode", mode, sizeof(mode), false, err);
+	if (rc < 0 || (rc > 0 && parse_mode(mode, what, &out->client, err) < 0))
+		return -EINVAL;
+	rc = get_socket(obj, what, run_dir, out->socket, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return bad(err, what, "socket", "is required");
+	rc = get_uint(obj, what, "queues", 1, DP_MAX_QUEUES, &n, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		out->queues = (uint16_t)n;
+	rc = get_uint(obj, what, "max-sectors", 1, UINT32_MAX, &n, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		out->max_sectors = (uint32_t)n;
+	rc = get_uint(obj, what, "cmd-per-lun", 1, 65535, &n, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		out->cmd_per_lun = (uint32_t)n;
+	return 0;
+}
+
+json_t *
+config_dump_scsi(const struct scsi_conf *c)
+{
+	return json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "name", c->name, "socket", c->socket,
+		"mode", c->client ? "client" : "server", "queues", c->queues, "max-sectors",
+		(json_int_t)c->max_sectors, "cmd-per-lun", (json_int_t)c->cmd_per_lun);
+}
+
+static const char *const lun_backend_names[] = {
+	[LUN_BACKEND_NULL] = "null",
+	[LUN_BACKEND_RAM] = "ram",
+	[LUN_BACKEND_FILE] = "file",
+};
+
+static const char *const lun_cache_names[] = {
+	[LUN_CACHE_NONE] = "none",
+	[LUN_CACHE_WRITEBACK] = "writeback",
+	[LUN_CACHE_WRITETHROUGH] = "writethrough",
+	[LUN_CACHE_DIRECTSYNC] = "directsync",
+};
+
+#define N_BACKENDS (sizeof(lun_backend_names) / sizeof(lun_backend_names[0]))
+#define N_CACHE_MODES (sizeof(lun_cache_names) / sizeof(lun_cache_names[0]))
+
+const char *
+config_lun_backend_name(enum lun_backend_type t)
+{
+	return (unsigned int)t < N_BACKENDS ? lun_backend_names[t] : "?";
+}
+
+const char *
+config_lun_cache_name(enum lun_cache_mode m)
+{
+	return (unsigned int)m < N_CACHE_MODES ? lun_cache_names[m] : "?";
+}
+
+/* Index of @s in @names, or -1. */
+static int
+name_index(const char *s, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * "size": a number of bytes, or a string of digits with an optional binary
+ * suffix K, M, G or T ("64M" is 64 MiB). Returns 1 with @out set, 0 when
+ * absent.
+ */
+static int
+get_size(json_t *obj, const char *what, uint64_t *out, struct ctl_error *err)
+{
+	static const char units[] = "KMGT";
+	json_t *v = json_object_get(obj, "size");
+	const char *s, *u;
+	uint64_t n = 0;
+
+	if (v == NULL)
+		return 0;
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 1)
+			return bad(err, what, "size", "must be at least 1 byte");
+		*out = (uint64_t)json_integer_value(v);
+		return 1;
+	}
+	if (!json_is_string(v) || json_string_value(v)[0] == '\0')
+		goto syntax;
+	for (s = json_string_value(v); *s >= '0' && *s <= '9'; s++) {
+		if (n > (UINT64_MAX - 9) / 10)
+			return bad(err, what, "size", "is too large");
+		n = n * 10 + (uint64_t)(*s - '0');
+	}
+	if (s == json_string_value(v))
+		goto syntax;
+	if (*s != '\0') {
+		u = strchr(units, toupper((unsigned char)*s));
+		if (u == NULL || s[1] != '\0')
+			goto syntax;
+		for (int shift = 10 * (int)(u - units + 1); shift > 0; shift -= 10) {
+			if (n > (UINT64_MAX >> 10))
+				return bad(err, what, "size", "is too large");
+			n <<= 10;
+		}
+	}
+	if (n == 0)
+		return bad(err, what, "size", "must be at least 1 byte");
+	if (n > INT64_MAX)
+		return bad(err, what, "size", "is too large");
+	*out = n;
+	return 1;
+syntax:
+	return bad(err, what, "size",
+		"must be a number of bytes or a string like \"512K\", \"64M\", \"1G\", \"2T\"");
+}
+
+/* An INQUIRY string: at most @len - 1 printable ASCII characters. */
+static int
+get_inquiry_str(json_t *obj, const char *what, const char *key, char *out, size_t len,
+	struct ctl_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+	char why[96];
+	const char *s;
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v))
+		return bad(err, what, key, "must be a string");
+	s = json_string_value(v);
+	snprintf(why, sizeof(why), "must be at most %zu printable ASCII characters", len - 1);
+	if (json_string_length(v) >= len || strlen(s) != json_string_length(v))
+		return bad(err, what, key, why);
+	for (const char *p = s; *p != '\0'; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			return bad(err, what, key, why);
+	memcpy(out, s, json_string_length(v) + 1);
+	return 1;
+}
+
+/* One member that must be one of @names; stores its index. */
+static int
+get_enum(json_t *obj, const char *what, const char *key, const char *const *names, size_t n,
+	const char *why, int *out, struct ctl_error *err)
+{
+	char buf[32];
+	int rc = get_str(obj, what, key, buf, sizeof(buf), false, err), i;
+
+	if (rc < 0 && json_is_string(json_object_get(obj, key)))
+		return bad(err, what, key, why); /* too long to be valid */
+	if (rc <= 0)
+		return rc;
+	i = name_index(buf, names, n);
+	if (i < 0)
+		return bad(err, what, key, why);
+	*out = i;
+	return 1;
+}
+
+int
+config_parse_lun(json_t *obj, struct scsi_lun_conf *out, struct ctl_error *err)
+{
+	static const char *const keys[] = {"name", "controller", "target", "lun", "backend", "path",
+		"size", "block-size", "cache", "readonly", "vendor", "product", "revision",
+		"serial", NULL};
+	struct lun_conf *l = &out->lun;
+	char what[64] = "lun";
+	int rc, backend = -1, cache;
+	long long n;
+
+	if (check_members(obj, what, keys, err) < 0)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	lun_conf_init(l);
+	rc = get_str(obj, what, "name", l->name, sizeof(l->name), false, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return bad(err, what, "name", "is required");
+	if (check_name("lun", l->name, err) < 0)
+		return -EINVAL;
+	snprintf(what, sizeof(what), "lun %s", l->name);
+	rc = get_str(obj, what, "controller", out->controller, sizeof(out->controller), false, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return bad(err, what, "controller", "is required (the scsi controller's name)");
+	if (check_name("scsi controller", out->controller, err) < 0)
+		return -EINVAL;
+	rc = get_uint(obj, what, "target", 0, DP_SCSI_MAX_TARGET, &n, err);
+	if (rc < 0)
+		return rc;
+	out->target = rc > 0 ? (uint16_t)n : 0;
+	rc = get_uint(obj, what, "lun", 0, DP_SCSI_MAX_LUN, &n, err);
+	if (rc < 0)
+		return rc;
+	out->lun_id = rc > 0 ? (uint16_t)n : 0;
+	rc = get_enum(obj, what, "backend", lun_backend_names, N_BACKENDS,
+		"must be file, ram or null", &backend, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return bad(err, what, "backend", "is required (file, ram or null)");
+	l->backend = (enum lun_backend_type)backend;
+	rc = get_str(obj, what, "path", l->path, sizeof(l->path), false, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0 && l->backend != LUN_BACKEND_FILE)
+		return bad(
+			err, what, "path", "is only for file LUNs (remove it or use backend file)");
+	if (rc == 0 && l->backend == LUN_BACKEND_FILE)
+		return bad(err, what, "path", "is required for file LUNs");
+	if (rc > 0 && l->path[0] != '/')
+		return bad(err, what, "path", "must be an absolute path");
+	rc = get_size(obj, what, &l->size, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0 && l->backend != LUN_BACKEND_FILE)
+		return bad(err, what, "size", "is required for ram and null LUNs (e.g. \"1G\")");
+	rc = get_uint(obj, what, "block-size", 512, 4096, &n, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0 && n != 512 && n != 4096)
+		return bad(err, what, "block-size", "must be 512 or 4096");
+	if (rc > 0)
+		l->block_size = (uint32_t)n;
+	if (l->block_size == 0)
+		l->block_size = 512;
+	if (l->size % l->block_size != 0) {
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL,
+			"%s: \"size\" must be a multiple of \"block-size\" (%u)", what,
+			l->block_size);
+		return -EINVAL;
+	}
+	rc = get_enum(obj, what, "cache", lun_cache_names, N_CACHE_MODES,
+		"must be none, writeback, writethrough or directsync", &cache, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		l->cache = (enum lun_cache_mode)cache;
+	if (get_bool(obj, what, "readonly", &l->readonly, err) < 0 ||
+		get_inquiry_str(obj, what, "vendor", l->vendor, sizeof(l->vendor), err) < 0 ||
+		get_inquiry_str(obj, what, "product", l->product, sizeof(l->product), err) < 0 ||
+		get_inquiry_str(obj, what, "revision", l->revision, sizeof(l->revision), err) < 0 ||
+		get_inquiry_str(obj, what, "serial", l->serial, sizeof(l->serial), err) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+json_t *
+config_dump_lun(const struct scsi_lun_conf *c)
+{
+	const struct lun_conf *l = &c->lun;
+	json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:s}", "name", l->name, "controller",
+		c->controller, "target", c->target, "lun", c->lun_id, "backend",
+		config_lun_backend_name(l->backend));
+
+	if (l->backend == LUN_BACKEND_FILE)
+		json_object_set_new(o, "path", json_string(l->path));
+	if (l->size != 0)
+		json_object_set_new(o, "size", json_integer((json_int_t)l->size));
+	json_object_set_new(o, "block-size", json_integer(l->block_size));
+	json_object_set_new(o, "cache", json_string(config_lun_cache_name(l->cache)));
+	json_object_set_new(o, "readonly", json_boolean(l->readonly));
+	/* Always: "" is not the default of these. */
+	json_object_set_new(o, "vendor", json_string(l->vendor));
+	json_object_set_new(o, "product", json_string(l->product));
+	json_object_set_new(o, "revision", json_string(l->revision));
+	/* "" (the default) is a serial derived from the name. */
+	if (l->serial[0] != '\0')
+		json_object_set_new(o, "serial", json_string(l->serial));
+	return o;
+}
+
 /* ---- whole documents ---------------------------------------------------- */
 
 static int
@@ -591,17 +917,61 @@ array_member(json_t *doc, const char *key, json_t **out, struct ctl_error *err)
 	return 0;
 }
 
+/* Parse (and with @apply, add) every object of the array @list. */
+static int
+apply_scsi(json_t *list, const struct daemon_conf *d, bool apply, struct ctl_error *err)
+{
+	struct scsi_conf c;
+	size_t i;
+	json_t *o;
+
+	json_array_foreach(list, i, o) {
+		if (config_parse_scsi(o, d->run_dir, &c, err) < 0)
+			return -EINVAL;
+		if (apply) {
+			int rc = dp_scsi_add(&c, err);
+
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int
+apply_luns(json_t *list, bool apply, struct ctl_error *err)
+{
+	struct scsi_lun_conf c;
+	size_t i;
+	json_t *o;
+
+	json_array_foreach(list, i, o) {
+		if (config_parse_lun(o, &c, err) < 0)
+			return -EINVAL;
+		if (apply) {
+			int rc = dp_lun_add(&c, err);
+
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
 int
 config_apply(json_t *doc, const struct daemon_conf *d, bool dry_run, struct ctl_error *err)
 {
-	json_t *bridges, *ports, *xcs, *pmd = json_object_get(doc, "pmd"), *empty = NULL, *o;
+	json_t *bridges, *ports, *xcs, *scsi, *luns, *pmd = json_object_get(doc, "pmd"),
+						     *empty = NULL, *o;
 	struct pmd_conf pc;
 	size_t i;
 	int rc;
 
 	if (array_member(doc, "bridges", &bridges, err) < 0 ||
 		array_member(doc, "ports", &ports, err) < 0 ||
-		array_member(doc, "xconnects", &xcs, err) < 0)
+		array_member(doc, "xconnects", &xcs, err) < 0 ||
+		array_member(doc, "scsi", &scsi, err) < 0 ||
+		array_member(doc, "luns", &luns, err) < 0)
 		return -EINVAL;
 	/* Validate everything first so that a bad file changes nothing. */
 	if (pmd == NULL)
@@ -631,6 +1001,8 @@ config_apply(json_t *doc, const struct daemon_conf *d, bool dry_run, struct ctl_
 		if (rc < 0)
 			return rc;
 	}
+	if (apply_scsi(scsi, d, false, err) < 0 || apply_luns(luns, false, err) < 0)
+		return -EINVAL;
 	if (dry_run)
 		return 0;
 	rc = dp_pmd_set(&pc, err);
@@ -660,7 +1032,11 @@ config_apply(json_t *doc, const struct daemon_conf *d, bool dry_run, struct ctl_
 		if (rc < 0)
 			return rc;
 	}
-	return 0;
+	/* Controllers before the LUNs that sit on them. */
+	rc = apply_scsi(scsi, d, true, err);
+	if (rc < 0)
+		return rc;
+	return apply_luns(luns, true, err);
 }
 
 json_t *
@@ -696,6 +1072,16 @@ config_dump_live(const struct daemon_conf *d)
 		if (dp.xconnects[i] != NULL)
 			json_array_append_new(a, config_dump_xconnect(&dp.xconnects[i]->conf));
 	json_object_set_new(doc, "xconnects", a);
+	a = json_array();
+	for (int i = 0; i < DP_MAX_SCSI; i++)
+		if (dp.scsi[i] != NULL && !dp.scsi[i]->deleting)
+			json_array_append_new(a, config_dump_scsi(&dp.scsi[i]->conf));
+	json_object_set_new(doc, "scsi", a);
+	a = json_array();
+	for (int i = 0; i < DP_MAX_LUNS; i++)
+		if (dp.luns[i] != NULL)
+			json_array_append_new(a, config_dump_lun(&dp.luns[i]->conf));
+	json_object_set_new(doc, "luns", a);
 	dp_unlock();
 	return doc;
 }

@@ -56,16 +56,30 @@ int config_parse_bridge(json_t *obj, const struct bridge_conf *base, struct brid
 int config_parse_xconnect(json_t *obj, struct xconnect_conf *out, struct ctl_error *err);
 int config_parse_pmd(
 	json_t *obj, const struct pmd_conf *base, struct pmd_conf *out, struct ctl_error *err);
+/*
+ * A vhost-user-scsi controller and a LUN. There is no "set" for them: a
+ * controller or LUN is changed by deleting and adding it again.
+ */
+int config_parse_scsi(
+	json_t *obj, const char *run_dir, struct scsi_conf *out, struct ctl_error *err);
+int config_parse_lun(json_t *obj, struct scsi_lun_conf *out, struct ctl_error *err);
 
 json_t *config_dump_port(const struct port_conf *c);
 json_t *config_dump_bridge(const struct bridge_conf *c);
 json_t *config_dump_xconnect(const struct xconnect_conf *c);
 json_t *config_dump_pmd(const struct pmd_conf *c);
+json_t *config_dump_scsi(const struct scsi_conf *c);
+json_t *config_dump_lun(const struct scsi_lun_conf *c);
+
+/* Names of the LUN enums as the schema spells them ("file", "writeback"...). */
+const char *config_lun_backend_name(enum lun_backend_type t);
+const char *config_lun_cache_name(enum lun_cache_mode m);
 
 /*
  * Check the datapath sections of @doc completely, then (unless @dry_run)
- * apply them: pmd, bridges, ports, cross-connects. Nothing is applied if any
- * object is malformed; references (bridge names...) are checked on apply.
+ * apply them: pmd, bridges, ports, cross-connects, scsi controllers, LUNs.
+ * Nothing is applied if any object is malformed; references (bridge names,
+ * a LUN's controller...) are checked on apply.
  */
 int config_apply(json_t *doc, const struct daemon_conf *d, bool dry_run, struct ctl_error *err);
 

@@ -50,6 +50,19 @@ assert_msg_has(const char *needle)
 		fail_msg("error message \"%s\" lacks \"%s\"", err.message, needle);
 }
 
+/* @rc (of parsing @text) must be -EINVAL, INVALID_PARAMS, with both needles. */
+static void
+expect_invalid(int rc, const char *text, const char *needle1, const char *needle2)
+{
+	if (rc != -EINVAL)
+		fail_msg("%s: expected -EINVAL, got %d", text, rc);
+	assert_int_equal(err.code, JSONRPC_INVALID_PARAMS);
+	if (needle1 != NULL)
+		assert_msg_has(needle1);
+	if (needle2 != NULL)
+		assert_msg_has(needle2);
+}
+
 static int
 port_from(const char *text, const struct port_conf *base, struct port_conf *out)
 {
@@ -74,16 +87,9 @@ static void
 port_bad(const char *text, const struct port_conf *base, const char *needle1, const char *needle2)
 {
 	struct port_conf out;
-	int rc = port_from(text, base, &out);
 
-	if (rc != -EINVAL)
-		fail_msg("%s: expected -EINVAL, got %d", text, rc);
-	assert_int_equal(err.code, JSONRPC_INVALID_PARAMS);
+	expect_invalid(port_from(text, base, &out), text, needle1, needle2);
 	assert_int_equal(err.err_no, EINVAL);
-	if (needle1 != NULL)
-		assert_msg_has(needle1);
-	if (needle2 != NULL)
-		assert_msg_has(needle2);
 }
 
 static const char *const vhu = "\"name\": \"vhu0\", \"type\": \"vhost-user\", "
@@ -197,13 +203,7 @@ daemon_bad(const char *text, const char *needle1, const char *needle2)
 	int rc = daemon_from(text, &d);
 
 	free_daemon(&d);
-	if (rc != -EINVAL)
-		fail_msg("%s: expected -EINVAL, got %d", text, rc);
-	assert_int_equal(err.code, JSONRPC_INVALID_PARAMS);
-	if (needle1 != NULL)
-		assert_msg_has(needle1);
-	if (needle2 != NULL)
-		assert_msg_has(needle2);
+	expect_invalid(rc, text, needle1, needle2);
 }
 
 static void
@@ -952,6 +952,364 @@ test_dump_roundtrip(void **state)
 	assert_memory_equal(&pm, &pm2, sizeof(pm));
 }
 
+/* ---- scsi controllers and LUNs -------------------------------------------- */
+
+static int
+scsi_from(const char *text, struct scsi_conf *out)
+{
+	json_t *o = js(text);
+	int rc;
+
+	memset(&err, 0, sizeof(err));
+	rc = config_parse_scsi(o, RUN_DIR, out, &err);
+	json_decref(o);
+	return rc;
+}
+
+static void
+scsi_bad(const char *text, const char *needle1, const char *needle2)
+{
+	struct scsi_conf c;
+
+	expect_invalid(scsi_from(text, &c), text, needle1, needle2);
+}
+
+static void
+test_scsi(void **state)
+{
+	struct scsi_conf c;
+
+	(void)state;
+	assert_int_equal(scsi_from("{\"name\": \"scsi0\", \"socket\": \"scsi0.sock\"}", &c), 0);
+	assert_string_equal(c.name, "scsi0");
+	assert_string_equal(c.socket, RUN_DIR "/scsi0.sock");
+	assert_false(c.client);
+	assert_int_equal(c.queues, 1);
+	assert_int_equal(c.max_sectors, 0xffff);
+	assert_int_equal(c.cmd_per_lun, 128);
+	assert_int_equal(scsi_from("{\"name\": \"s.1\", \"socket\": \"/tmp/s.sock\", \"mode\": "
+				   "\"client\", \"queues\": 16, \"max-sectors\": 4294967295, "
+				   "\"cmd-per-lun\": 65535}",
+				 &c),
+		0);
+	assert_string_equal(c.socket, "/tmp/s.sock");
+	assert_true(c.client);
+	assert_int_equal(c.queues, 16);
+	assert_int_equal(c.max_sectors, 0xffffffffu);
+	assert_int_equal(c.cmd_per_lun, 65535);
+	assert_int_equal(scsi_from("{\"name\": \"s\", \"socket\": \"s\", \"mode\": \"server\", "
+				   "\"queues\": 1, \"max-sectors\": 1, \"cmd-per-lun\": 1}",
+				 &c),
+		0);
+	assert_false(c.client);
+
+	scsi_bad("{\"socket\": \"s\"}", "scsi", "\"name\" is required");
+	scsi_bad("{\"name\": \"s\"}", "scsi s", "\"socket\" is required");
+	scsi_bad("{\"name\": \"s\", \"socket\": \"\"}", "scsi s", "\"socket\" must not be empty");
+	scsi_bad("{\"name\": \"s\", \"socket\": 3}", "scsi s", "\"socket\" must be a string");
+	scsi_bad("{\"name\": \"s\", \"socket\": \"s\", \"luns\": []}", "scsi",
+		"\"luns\" is not a known member");
+	scsi_bad("{\"name\": \"s c\", \"socket\": \"s\"}", "scsi controller name", NULL);
+	scsi_bad("{\"name\": \"-s\", \"socket\": \"s\"}", "scsi controller name", NULL);
+	scsi_bad("{\"name\": \"p123456789012345678901234567890123\", \"socket\": \"s\"}", "scsi",
+		"\"name\"");
+	scsi_bad("{\"name\": 1, \"socket\": \"s\"}", "scsi", "\"name\" must be a string");
+	scsi_bad("{\"name\": \"s\", \"socket\": \"s\", \"mode\": \"listen\"}", "scsi s",
+		"\"mode\" must be server or client");
+	scsi_bad("{\"name\": \"s\", \"socket\": \"s\", \"mode\": true}", "scsi s",
+		"\"mode\" must be a string");
+	scsi_bad("{\"name\": \"s\", \"socket\": \"s\", \"queues\": 0}", "scsi s",
+		"\"queues\" must be between 1 and 16");
+	scsi_bad("{\"name\": \"s\", \"socket\": \"s\", \"queues\": 17}", "scsi s", "\"queues\"");
+	scsi_bad("{\"name\": \"s\", \"socket\": \"s\", \"queues\": \"2\"}", "scsi s",
+		"\"queues\" must be an integer");
+	scsi_bad("{\"name\": \"s\", \"socket\": \"s\", \"max-sectors\": 0}", "scsi s",
+		"\"max-sectors\" must be between 1 and 4294967295");
+	scsi_bad("{\"name\": \"s\", \"socket\": \"s\", \"max-sectors\": 4294967296}", "scsi s",
+		"\"max-sectors\"");
+	scsi_bad("{\"name\": \"s\", \"socket\": \"s\", \"cmd-per-lun\": 0}", "scsi s",
+		"\"cmd-per-lun\" must be between 1 and 65535");
+	scsi_bad("{\"name\": \"s\", \"socket\": \"s\", \"cmd-per-lun\": 1.5}", "scsi s",
+		"\"cmd-per-lun\" must be an integer");
+	scsi_bad("[]", "scsi: expected an object", NULL);
+}
+
+static int
+lun_from(const char *text, struct scsi_lun_conf *out)
+{
+	json_t *o = js(text);
+	int rc;
+
+	memset(&err, 0, sizeof(err));
+	rc = config_parse_lun(o, out, &err);
+	json_decref(o);
+	return rc;
+}
+
+static void
+lun_ok(const char *text, struct scsi_lun_conf *out)
+{
+	if (lun_from(text, out) != 0)
+		fail_msg("%s: unexpected error: %s", text, err.message);
+}
+
+static void
+lun_bad(const char *text, const char *needle1, const char *needle2)
+{
+	struct scsi_lun_conf c;
+
+	expect_invalid(lun_from(text, &c), text, needle1, needle2);
+	assert_int_equal(err.err_no, EINVAL);
+}
+
+#define RAM_LUN "\"name\": \"l0\", \"controller\": \"scsi0\", \"backend\": \"ram\""
+
+/* A ram LUN with @members_json added (and "size" unless it is given). */
+static void
+lun_bad_member(const char *members_json, const char *needle1, const char *needle2)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "{%s%s, %s}", RAM_LUN,
+		strstr(members_json, "\"size\"") ? "" : ", \"size\": \"1M\"", members_json);
+	lun_bad(text, needle1, needle2);
+}
+
+static uint64_t
+lun_size_of(const char *size_json)
+{
+	struct scsi_lun_conf c;
+	char text[256];
+
+	snprintf(text, sizeof(text), "{%s, \"size\": %s}", RAM_LUN, size_json);
+	lun_ok(text, &c);
+	return c.lun.size;
+}
+
+static void
+test_lun(void **state)
+{
+	struct scsi_lun_conf c;
+
+	(void)state;
+	/* Defaults: lun_conf_init()'s, at 0:0. */
+	lun_ok("{" RAM_LUN ", \"size\": \"64M\"}", &c);
+	assert_string_equal(c.lun.name, "l0");
+	assert_string_equal(c.controller, "scsi0");
+	assert_int_equal(c.target, 0);
+	assert_int_equal(c.lun_id, 0);
+	assert_int_equal(c.lun.backend, LUN_BACKEND_RAM);
+	assert_int_equal(c.lun.size, 64ULL << 20);
+	assert_int_equal(c.lun.block_size, 512);
+	assert_int_equal(c.lun.cache, LUN_CACHE_NONE);
+	assert_false(c.lun.readonly);
+	assert_string_equal(c.lun.path, "");
+
+	/* Every member of a file LUN. */
+	lun_ok("{\"name\": \"Disk_0.a\", \"controller\": \"c-1\", \"target\": 255, \"lun\": 255, "
+	       "\"backend\": \"file\", \"path\": \"/var/lib/d.img\", \"size\": 8192, "
+	       "\"block-size\": 4096, \"cache\": \"directsync\", \"readonly\": true, "
+	       "\"vendor\": \"ACME CO\", \"product\": \"0123456789abcdef\", \"revision\": "
+	       "\"1.0a\", \"serial\": \"01234567890123456789012345678901\"}",
+		&c);
+	assert_string_equal(c.lun.name, "Disk_0.a");
+	assert_string_equal(c.controller, "c-1");
+	assert_int_equal(c.target, 255);
+	assert_int_equal(c.lun_id, 255);
+	assert_int_equal(c.lun.backend, LUN_BACKEND_FILE);
+	assert_string_equal(c.lun.path, "/var/lib/d.img");
+	assert_int_equal(c.lun.size, 8192);
+	assert_int_equal(c.lun.block_size, 4096);
+	assert_int_equal(c.lun.cache, LUN_CACHE_DIRECTSYNC);
+	assert_true(c.lun.readonly);
+	assert_string_equal(c.lun.vendor, "ACME CO");
+	assert_string_equal(c.lun.product, "0123456789abcdef");
+	assert_string_equal(c.lun.revision, "1.0a");
+	assert_string_equal(c.lun.serial, "01234567890123456789012345678901");
+	/* A file LUN's size is optional: 0 means the file's own. */
+	lun_ok("{\"name\": \"f\", \"controller\": \"c\", \"backend\": \"file\", \"path\": \"/f\"}",
+		&c);
+	assert_int_equal(c.lun.size, 0);
+	lun_ok("{\"name\": \"n\", \"controller\": \"c\", \"backend\": \"null\", \"size\": \"2T\", "
+	       "\"cache\": \"writeback\"}",
+		&c);
+	assert_int_equal(c.lun.backend, LUN_BACKEND_NULL);
+	assert_int_equal(c.lun.size, 2ULL << 40);
+	assert_int_equal(c.lun.cache, LUN_CACHE_WRITEBACK);
+	lun_ok("{" RAM_LUN ", \"size\": \"1G\", \"cache\": \"writethrough\"}", &c);
+	assert_int_equal(c.lun.cache, LUN_CACHE_WRITETHROUGH);
+	lun_ok("{" RAM_LUN ", \"size\": \"1G\", \"vendor\": \"\", \"readonly\": false}", &c);
+	assert_string_equal(c.lun.vendor, "");
+
+	/* Sizes: bytes, or digits with a binary suffix. */
+	assert_int_equal(lun_size_of("512"), 512);
+	assert_int_equal(lun_size_of("\"512\""), 512);
+	assert_int_equal(lun_size_of("\"512K\""), 512 << 10);
+	assert_int_equal(lun_size_of("\"1k\""), 1024);
+	assert_int_equal(lun_size_of("\"64M\""), 64 << 20);
+	assert_int_equal(lun_size_of("\"1G\""), 1 << 30);
+	assert_int_equal(lun_size_of("\"3g\""), 3ULL << 30);
+	assert_int_equal(lun_size_of("\"2T\""), 2ULL << 40);
+	assert_int_equal(lun_size_of("\"8388607T\""), 8388607ULL << 40);
+	lun_bad_member("\"size\": 0", "lun l0", "\"size\" must be at least 1 byte");
+	lun_bad_member("\"size\": \"0M\"", "lun l0", "\"size\" must be at least 1 byte");
+	lun_bad_member("\"size\": -512", "lun l0", "\"size\"");
+	lun_bad_member("\"size\": \"\"", "lun l0", "\"size\" must be a number of bytes or");
+	lun_bad_member("\"size\": \"M\"", "lun l0", "\"64M\"");
+	lun_bad_member("\"size\": \"1X\"", "lun l0", "\"size\"");
+	lun_bad_member("\"size\": \"1MB\"", "lun l0", "\"size\"");
+	lun_bad_member("\"size\": \"1.5G\"", "lun l0", "\"size\"");
+	lun_bad_member("\"size\": \" 1G\"", "lun l0", "\"size\"");
+	lun_bad_member("\"size\": \"-1G\"", "lun l0", "\"size\"");
+	lun_bad_member("\"size\": 1.5", "lun l0", "\"size\"");
+	lun_bad_member("\"size\": true", "lun l0", "\"size\"");
+	lun_bad_member("\"size\": \"8388608T\"", "lun l0", "\"size\" is too large");
+	lun_bad_member("\"size\": \"99999999999999999999\"", "lun l0", "\"size\" is too large");
+	lun_bad_member("\"size\": 1000", "lun l0", "\"size\" must be a multiple of \"block-size\"");
+	lun_bad_member("\"size\": \"1K\", \"block-size\": 4096", "lun l0",
+		"\"size\" must be a multiple of \"block-size\" (4096)");
+
+	/* Required members, and which backend takes which. */
+	lun_bad("{\"controller\": \"c\", \"backend\": \"ram\", \"size\": 512}", "lun",
+		"\"name\" is required");
+	lun_bad("{\"name\": \"l\", \"backend\": \"ram\", \"size\": 512}", "lun l",
+		"\"controller\" is required");
+	lun_bad("{\"name\": \"l\", \"controller\": \"c\", \"size\": 512}", "lun l",
+		"\"backend\" is required");
+	lun_bad("{\"name\": \"l\", \"controller\": \"c\", \"backend\": \"ram\"}", "lun l",
+		"\"size\" is required for ram and null LUNs");
+	lun_bad("{\"name\": \"l\", \"controller\": \"c\", \"backend\": \"null\"}", "lun l",
+		"\"size\" is required");
+	lun_bad("{\"name\": \"l\", \"controller\": \"c\", \"backend\": \"file\"}", "lun l",
+		"\"path\" is required for file LUNs");
+	lun_bad_member("\"path\": \"/x\"", "lun l0", "\"path\" is only for file LUNs");
+	lun_bad("{\"name\": \"l\", \"controller\": \"c\", \"backend\": \"null\", \"size\": 512, "
+		"\"path\": \"/x\"}",
+		"lun l", "\"path\" is only for file LUNs");
+	lun_bad("{\"name\": \"l\", \"controller\": \"c\", \"backend\": \"file\", \"path\": "
+		"\"d.img\"}",
+		"lun l", "\"path\" must be an absolute path");
+	lun_bad("{\"name\": \"l\", \"controller\": \"c\", \"backend\": \"file\", \"path\": 1}",
+		"lun l", "\"path\" must be a string");
+
+	/* Names, enums, ranges, types. */
+	lun_bad("{\"name\": \"l 0\", \"controller\": \"c\", \"backend\": \"ram\", \"size\": 512}",
+		"lun name", NULL);
+	lun_bad("{\"name\": \"l\", \"controller\": \"c/0\", \"backend\": \"ram\", \"size\": 512}",
+		"scsi controller name", NULL);
+	lun_bad("{\"name\": \"l\", \"controller\": 0, \"backend\": \"ram\", \"size\": 512}",
+		"lun l", "\"controller\" must be a string");
+	lun_bad_member("\"disk\": true", "lun", "\"disk\" is not a known member");
+	lun_bad("{\"name\": \"l\", \"controller\": \"c\", \"backend\": \"disk\"}", "lun l",
+		"\"backend\" must be file, ram or null");
+	lun_bad("{\"name\": \"l\", \"controller\": \"c\", \"backend\": "
+		"\"a-much-too-long-backend-name-for-anything\"}",
+		"lun l", "\"backend\" must be file, ram or null");
+	lun_bad("{\"name\": \"l\", \"controller\": \"c\", \"backend\": 1}", "lun l",
+		"\"backend\" must be a string");
+	lun_bad_member("\"target\": 256", "lun l0", "\"target\" must be between 0 and 255");
+	lun_bad_member("\"target\": -1", "lun l0", "\"target\"");
+	lun_bad_member("\"target\": \"0\"", "lun l0", "\"target\" must be an integer");
+	lun_bad_member("\"lun\": 256", "lun l0", "\"lun\" must be between 0 and 255");
+	lun_bad_member("\"lun\": null", "lun l0", "\"lun\" must be an integer");
+	lun_bad_member("\"block-size\": 1024", "lun l0", "\"block-size\" must be 512 or 4096");
+	lun_bad_member("\"block-size\": 8192", "lun l0", "\"block-size\"");
+	lun_bad_member("\"block-size\": 256", "lun l0", "\"block-size\"");
+	lun_bad_member("\"block-size\": \"4K\"", "lun l0", "\"block-size\" must be an integer");
+	lun_bad_member("\"cache\": \"unsafe\"", "lun l0",
+		"\"cache\" must be none, writeback, writethrough or directsync");
+	lun_bad_member("\"cache\": null", "lun l0", "\"cache\" must be a string");
+	lun_bad_member("\"readonly\": \"yes\"", "lun l0", "\"readonly\" must be true or false");
+	lun_bad_member("\"readonly\": 1", "lun l0", "\"readonly\"");
+
+	/* INQUIRY strings: length and printable ASCII. */
+	lun_bad_member("\"vendor\": \"123456789\"", "lun l0",
+		"\"vendor\" must be at most 8 printable ASCII characters");
+	lun_bad_member("\"vendor\": \"caf\\u00e9\"", "lun l0", "\"vendor\" must be at most 8");
+	lun_bad_member("\"vendor\": \"a\\tb\"", "lun l0", "\"vendor\"");
+	lun_bad_member("\"vendor\": \"a\\u0000b\"", "lun l0", "\"vendor\"");
+	lun_bad_member("\"vendor\": 7", "lun l0", "\"vendor\" must be a string");
+	lun_bad_member("\"product\": \"0123456789abcdefg\"", "lun l0",
+		"\"product\" must be at most 16 printable ASCII characters");
+	lun_bad_member("\"product\": \"\\u007f\"", "lun l0", "\"product\"");
+	lun_bad_member("\"revision\": \"12345\"", "lun l0",
+		"\"revision\" must be at most 4 printable ASCII characters");
+	lun_bad_member("\"serial\": \"012345678901234567890123456789012\"", "lun l0",
+		"\"serial\" must be at most 32 printable ASCII characters");
+	lun_bad_member("\"serial\": \"\\n\"", "lun l0", "\"serial\"");
+	lun_bad("[]", "lun: expected an object", NULL);
+}
+
+static void
+scsi_roundtrip(const char *text)
+{
+	struct scsi_conf a, b;
+	json_t *dump;
+
+	assert_int_equal(scsi_from(text, &a), 0);
+	dump = config_dump_scsi(&a);
+	memset(&err, 0, sizeof(err));
+	if (config_parse_scsi(dump, "/elsewhere", &b, &err) != 0)
+		fail_msg("re-parsing scsi %s: %s", text, err.message);
+	json_decref(dump);
+	assert_memory_equal(&a, &b, sizeof(a));
+}
+
+static void
+lun_roundtrip(const char *text)
+{
+	struct scsi_lun_conf a, b;
+	json_t *dump;
+	char *s;
+
+	lun_ok(text, &a);
+	dump = config_dump_lun(&a);
+	memset(&err, 0, sizeof(err));
+	if (config_parse_lun(dump, &b, &err) != 0) {
+		s = json_dumps(dump, 0);
+		fail_msg("re-parsing %s: %s", s, err.message);
+	}
+	json_decref(dump);
+	if (memcmp(&a, &b, sizeof(a)) != 0)
+		fail_msg("round trip of %s changed the LUN", text);
+}
+
+static void
+test_scsi_lun_roundtrip(void **state)
+{
+	struct scsi_lun_conf c;
+	json_t *dump;
+
+	(void)state;
+	scsi_roundtrip("{\"name\": \"scsi0\", \"socket\": \"scsi0.sock\"}");
+	scsi_roundtrip("{\"name\": \"s\", \"socket\": \"/x/s.sock\", \"mode\": \"client\", "
+		       "\"queues\": 16, \"max-sectors\": 1024, \"cmd-per-lun\": 32}");
+	lun_roundtrip("{" RAM_LUN ", \"size\": \"64M\"}");
+	lun_roundtrip("{\"name\": \"f\", \"controller\": \"c\", \"backend\": \"file\", \"path\": "
+		      "\"/var/lib/f.img\"}");
+	lun_roundtrip("{\"name\": \"d\", \"controller\": \"c\", \"target\": 3, \"lun\": 200, "
+		      "\"backend\": \"file\", \"path\": \"/d\", \"size\": \"1G\", \"block-size\": "
+		      "4096, \"cache\": \"writethrough\", \"readonly\": true, \"vendor\": \"V\", "
+		      "\"product\": \"P\", \"revision\": \"R\", \"serial\": \"S 1\"}");
+	lun_roundtrip("{\"name\": \"n\", \"controller\": \"c\", \"backend\": \"null\", \"size\": "
+		      "\"2T\", \"cache\": \"directsync\", \"vendor\": \"\"}");
+
+	/* The dump spells sizes in bytes and leaves out what does not apply. */
+	lun_ok("{" RAM_LUN ", \"size\": \"1K\"}", &c);
+	dump = config_dump_lun(&c);
+	assert_int_equal(json_integer_value(json_object_get(dump, "size")), 1024);
+	assert_string_equal(json_string_value(json_object_get(dump, "backend")), "ram");
+	assert_string_equal(json_string_value(json_object_get(dump, "cache")), "none");
+	assert_null(json_object_get(dump, "path"));
+	json_decref(dump);
+	lun_ok("{\"name\": \"f\", \"controller\": \"c\", \"backend\": \"file\", \"path\": \"/f\"}",
+		&c);
+	dump = config_dump_lun(&c);
+	assert_null(json_object_get(dump, "size"));
+	assert_string_equal(json_string_value(json_object_get(dump, "path")), "/f");
+	json_decref(dump);
+}
+
 /* ---- whole documents --------------------------------------------------------- */
 
 static bool
@@ -965,6 +1323,12 @@ registry_empty(void)
 			return false;
 	for (int i = 0; i < DP_MAX_XCONNECTS; i++)
 		if (dp.xconnects[i] != NULL)
+			return false;
+	for (int i = 0; i < DP_MAX_SCSI; i++)
+		if (dp.scsi[i] != NULL)
+			return false;
+	for (int i = 0; i < DP_MAX_LUNS; i++)
+		if (dp.luns[i] != NULL)
 			return false;
 	return !dp.pmd_configured && dp.n_pmd == 0;
 }
@@ -1059,6 +1423,22 @@ test_apply_bad(void **state)
 		  "\"sink\"}],\n"
 		  " \"xconnects\": [{\"name\": \"xc\", \"ports\": [\"a\"]}]}",
 		"xconnect", "\"ports\"");
+	apply_bad("{\"scsi\": {}}", "config", "\"scsi\" must be an array");
+	apply_bad("{\"luns\": \"lun0\"}", "config", "\"luns\" must be an array");
+	apply_bad("{\"scsi\": [{\"name\": \"s0\", \"socket\": \"a\"}, {\"name\": \"s1\", "
+		  "\"socket\": \"b\", \"queues\": 0}]}",
+		"scsi s1", "\"queues\"");
+	/* A bad LUN stops the (good) controller and ports before it too. */
+	apply_bad("{\"ports\": [{\"name\": \"a\", \"type\": \"sink\"}],\n"
+		  " \"scsi\": [{\"name\": \"s0\", \"socket\": \"a\"}],\n"
+		  " \"luns\": [{\"name\": \"l0\", \"controller\": \"s0\", \"backend\": "
+		  "\"ram\", \"size\": \"1G\"},\n"
+		  "           {\"name\": \"l1\", \"controller\": \"s0\", \"backend\": "
+		  "\"ram\", \"path\": \"/x\", \"size\": \"1G\"}]}",
+		"lun l1", "\"path\" is only for file LUNs");
+	apply_bad("{\"luns\": [{\"name\": \"l0\", \"controller\": \"s0\", \"backend\": "
+		  "\"null\"}]}",
+		"lun l0", "\"size\" is required");
 }
 
 /* References between objects are only checked when applying for real. */
@@ -1073,9 +1453,14 @@ test_apply_dry_run_references(void **state)
 	snprintf(d.run_dir, sizeof(d.run_dir), RUN_DIR);
 	doc = config_parse_text("{\"ports\": [{\"name\": \"a\", \"type\": \"sink\", \"bridge\": "
 				"\"nosuch\"}], \"xconnects\": [{\"name\": \"x\", \"ports\": "
-				"[\"p\", \"q\"]}]}",
+				"[\"p\", \"q\"]}], \"scsi\": [{\"name\": \"s0\", \"socket\": "
+				"\"s0.sock\"}], \"luns\": [{\"name\": \"l\", \"controller\": "
+				"\"nosuch\", \"backend\": \"file\", \"path\": \"/no/such\"}]}",
 		"refs", &err);
 	assert_non_null(doc);
+	/* "scsi" and "luns" are sections of the file like "ports". */
+	assert_int_equal(config_parse_daemon(doc, &d, &err), 0);
+	snprintf(d.run_dir, sizeof(d.run_dir), RUN_DIR);
 	assert_int_equal(config_apply(doc, &d, true, &err), 0);
 	json_decref(doc);
 	assert_true(registry_empty());
@@ -1103,6 +1488,9 @@ main(void)
 		cmocka_unit_test(test_bridge),
 		cmocka_unit_test(test_xconnect),
 		cmocka_unit_test(test_pmd),
+		cmocka_unit_test(test_scsi),
+		cmocka_unit_test(test_lun),
+		cmocka_unit_test(test_scsi_lun_roundtrip),
 		cmocka_unit_test(test_dump_roundtrip),
 		cmocka_unit_test(test_apply_default),
 		cmocka_unit_test(test_apply_bad),
