@@ -156,7 +156,7 @@ least_loaded_pmd(const struct dp_snapshot *s)
 	uint16_t best = 0;
 
 	for (uint16_t i = 1; i < s->n_pmd; i++)
-		if (s->pmds[i].n_rxq < s->pmds[best].n_rxq)
+		if (s->pmds[i].n_rxq + s->pmds[i].n_sq < s->pmds[best].n_rxq + s->pmds[best].n_sq)
 			best = i;
 	return best;
 }
@@ -282,6 +282,7 @@ dp_publish(void)
 		s->ports[x->ports[0]].peer = x->ports[1];
 		s->ports[x->ports[1]].peer = x->ports[0];
 	}
+	dp_publish_scsi(s);
 	old = dp_current;
 	rcu_assign_pointer(dp_current, s);
 	/*
@@ -850,6 +851,7 @@ dp_shutdown(void)
 			snprintf(name, sizeof(name), "%s", dp.ports[i]->conf.name);
 			dp_port_del(name, &err);
 		}
+	dp_scsi_shutdown();
 	dp_lock();
 	pmds_stop_all();
 	dp_unlock();

@@ -224,9 +224,32 @@ struct dp_rxq_ref {
 	uint16_t queue;
 };
 
+/* A vring of a scsi controller polled by a PMD (0 = control, 2.. = requests). */
+struct dp_sq_ref {
+	uint16_t ctrl;
+	uint16_t vring;
+};
+
 struct dp_pmd_plan {
 	uint16_t n_rxq;
+	uint16_t n_sq;
 	struct dp_rxq_ref rxq[DP_MAX_RXQ_PER_PMD];
+	struct dp_sq_ref sq[DP_MAX_RXQ_PER_PMD];
+};
+
+/* A LUN as the hot path finds it: sorted by (target, lun). */
+struct dp_lun_ref {
+	uint16_t target;
+	uint16_t lun_id;
+	struct lun *lun;
+};
+
+struct dp_scsi_view {
+	struct scsi_ctrl *ctrl; /* NULL: free slot */
+	struct vhost_scsi_dev *dev;
+	uint16_t n_luns;
+	struct dp_lun_ref luns[DP_SCSI_MAX_LUNS];
+	uint16_t lun_ids[DP_SCSI_MAX_LUNS]; /* lun_id of luns[i], for REPORT LUNS */
 };
 
 struct dp_snapshot {
@@ -236,6 +259,7 @@ struct dp_snapshot {
 	struct dp_port_view ports[DP_MAX_PORTS];
 	struct dp_bridge_view bridges[DP_MAX_BRIDGES];
 	struct dp_pmd_plan pmds[DP_MAX_PMDS];
+	struct dp_scsi_view scsi[DP_MAX_SCSI];
 	uint64_t trunk_store[][64];
 };
 
@@ -295,6 +319,9 @@ struct scsi_ctrl *dp_scsi_find(const char *name);
 struct scsi_lun *dp_lun_find(const char *name);
 /* Sum of a controller's queue counters; @q < 0: all queues. */
 void dp_scsi_counters(const struct scsi_ctrl *c, int q, struct scsi_queue_counters *out);
+/* Internal to the registry: the scsi part of dp_publish() and dp_shutdown(). */
+void dp_publish_scsi(struct dp_snapshot *s);
+void dp_scsi_shutdown(void);
 struct port *dp_port_find(const char *name);
 struct port *dp_port_find_by_socket(const char *path);
 struct bridge *dp_bridge_find(const char *name);

@@ -74,3 +74,25 @@ fs_remove_stale_socket(const char *path)
 	close(fd);
 	return rc;
 }
+
+int
+fs_prepare_socket(const char *path, bool client, char *err, size_t errlen)
+{
+	int rc;
+
+	if (!client) {
+		rc = fs_remove_stale_socket(path);
+		if (rc == -EADDRINUSE)
+			snprintf(err, errlen, "socket %s is in use by another process", path);
+		else if (rc == -EEXIST)
+			snprintf(err, errlen, "%s exists and is not a socket", path);
+		else if (rc < 0)
+			snprintf(err, errlen, "cannot use socket path %s: %s", path, strerror(-rc));
+		if (rc < 0)
+			return rc;
+	}
+	rc = fs_mkdir_parents(path);
+	if (rc < 0)
+		snprintf(err, errlen, "cannot create the directory of %s: %s", path, strerror(-rc));
+	return rc;
+}

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "mac_table.h"
 #include "vhost_net.h"
+#include "vhost_scsi.h"
 #include "vhostd_version.h"
 
 extern const char vhostd_default_config[];
@@ -99,6 +100,8 @@ event_loop(struct ctl_server *ctl)
 	epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &(struct epoll_event){.events = EPOLLIN, .data.fd = tfd});
 	epoll_ctl(ep, EPOLL_CTL_ADD, vhost_net_event_fd(),
 		&(struct epoll_event){.events = EPOLLIN, .data.fd = vhost_net_event_fd()});
+	epoll_ctl(ep, EPOLL_CTL_ADD, vhost_scsi_event_fd(),
+		&(struct epoll_event){.events = EPOLLIN, .data.fd = vhost_scsi_event_fd()});
 	epoll_ctl(ep, EPOLL_CTL_ADD, ctl_server_fd(ctl),
 		&(struct epoll_event){.events = EPOLLIN, .data.fd = ctl_server_fd(ctl)});
 	for (;;) {
@@ -133,8 +136,11 @@ event_loop(struct ctl_server *ctl)
 					if (dp.bridges[b] != NULL)
 						mac_table_age(dp.bridges[b]->macs);
 				dp_unlock();
+				vhost_scsi_tick();
 			} else if (fd == vhost_net_event_fd()) {
 				vhost_net_handle_events();
+			} else if (fd == vhost_scsi_event_fd()) {
+				vhost_scsi_handle_events();
 			} else {
 				ctl_server_process(ctl);
 			}

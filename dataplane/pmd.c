@@ -17,6 +17,7 @@
 #include "forward.h"
 #include "log.h"
 #include "pmd.h"
+#include "vhost_scsi.h"
 
 /* Idle loops before the first sleep: a few microseconds of pure polling. */
 #define PMD_IDLE_LOOPS_BEFORE_SLEEP 1024
@@ -39,6 +40,12 @@ pmd_create(uint16_t idx, int cpu, uint32_t max_sleep_us, char *err, size_t errle
 	if (p->fwd == NULL || p->mp == NULL) {
 		snprintf(err, errlen, "pmd on CPU %d: cannot allocate mbuf pool on NUMA node %d",
 			cpu, numa);
+		rte_free(p->fwd);
+		rte_free(p);
+		return NULL;
+	}
+	p->scsi = vhost_scsi_pmd_create(idx, numa, err, errlen);
+	if (p->scsi == NULL) {
 		rte_free(p->fwd);
 		rte_free(p);
 		return NULL;
@@ -105,7 +112,11 @@ pmd_main(void *arg)
 				if (c->n_dirty)
 					fwd_flush(c);
 			}
+			for (uint16_t i = 0; i < plan->n_sq; i++)
+				got += vhost_scsi_poll(p->scsi, c->snap, &plan->sq[i]);
 		}
+		/* Also when the plan has no scsi queue: draining ones complete here. */
+		got += vhost_scsi_pmd_finish(p->scsi);
 		/* The snapshot is not used past this point. */
 		rcu_quiescent_state();
 		t1 = rte_get_tsc_cycles();
@@ -152,6 +163,7 @@ pmd_destroy(struct pmd *p)
 		__atomic_store_n(&p->stop, true, __ATOMIC_RELAXED);
 		pthread_join(p->thread, NULL);
 	}
+	vhost_scsi_pmd_destroy(p->scsi);
 	rte_free(p->fwd);
 	rte_free(p);
 }

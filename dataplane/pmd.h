@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 struct fwd_ctx;
+struct vscsi_pmd;
 struct rte_mempool;
 
 struct pmd_counters {
@@ -35,6 +36,7 @@ struct pmd {
 	volatile bool stop;
 	struct rte_mempool *mp;
 	struct fwd_ctx *fwd;
+	struct vscsi_pmd *scsi; /* io_uring and used-ring batch of scsi queues */
 	struct pmd_counters ctr; /* written by the thread only */
 };
 

@@ -159,22 +159,9 @@ vhost_net_start(struct port *p, char *err, size_t errlen)
 	uint64_t disable = VHOSTD_DISABLED_FEATURES;
 	int rc;
 
-	if (!p->conf.client) {
-		rc = fs_remove_stale_socket(path);
-		if (rc == -EADDRINUSE)
-			snprintf(err, errlen, "socket %s is in use by another process", path);
-		else if (rc == -EEXIST)
-			snprintf(err, errlen, "%s exists and is not a socket", path);
-		else if (rc < 0)
-			snprintf(err, errlen, "cannot use socket path %s: %s", path, strerror(-rc));
-		if (rc < 0)
-			return rc;
-	}
-	rc = fs_mkdir_parents(path);
-	if (rc < 0) {
-		snprintf(err, errlen, "cannot create the directory of %s: %s", path, strerror(-rc));
+	rc = fs_prepare_socket(path, p->conf.client, err, errlen);
+	if (rc < 0)
 		return rc;
-	}
 	if (!p->conf.csum)
 		disable |= (1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM);
 	if (!p->conf.mrg_rxbuf)
