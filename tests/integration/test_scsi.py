@@ -299,6 +299,11 @@ class ScsiCommandsTest(ScsiCase):
         # the name of an existing LUN
         with self.assertRaises(RpcError):
             self.d.rpc("lun.add", lun("ram0", "scsi0", 3, 0, "ram", size="1M"))
+        # LUN ids stop at 255 (single-level, peripheral addressing only)
+        with self.assertRaises(RpcError) as cm:
+            self.d.rpc("lun.add", lun("big", "scsi0", 0, 256, "ram", size="1M"))
+        self.assertEqual(cm.exception.code, -32602, cm.exception.message)
+        self.assertIn('"lun"', cm.exception.message)
         # a controller that does not exist
         with self.assertRaises(RpcError) as cm:
             self.d.rpc("lun.add", lun("x", "nosuch", 0, 0, "ram", size="1M"))
