@@ -1344,7 +1344,9 @@ vhost_scsi_stop(struct scsi_ctrl *c)
 
 		c->dev = NULL;
 		c->vid = -1;
+		c->disconnects++;
 		dev_forget(dev);
+		VLOG_INFO("scsi %s: frontend disconnected (controller removed)", c->conf.name);
 	}
 	dp_unlock();
 	if (!c->conf.client)
