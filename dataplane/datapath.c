@@ -21,6 +21,7 @@
 #include "mac_table.h"
 #include "pmd.h"
 #include "vhost_net.h"
+#include "vhost_scsi.h"
 
 #define DP_MBUFS_PER_POOL 32767
 #define DP_MBUF_CACHE 256
@@ -816,7 +817,12 @@ dp_pmd_set(const struct pmd_conf *c, struct ctl_error *err)
 		dp_unlock();
 		return 0;
 	}
-	/* Old threads stop before new ones start: a queue never has two pollers. */
+	/*
+	 * Old threads stop before new ones start: a queue never has two pollers.
+	 * scsi commands in flight complete on the io_uring of the thread that
+	 * started them: let them finish while the old threads still run.
+	 */
+	vhost_scsi_quiesce(true);
 	pmds_stop_all();
 	rc = pmds_start(c, msg, sizeof(msg));
 	if (rc < 0) {
@@ -825,10 +831,12 @@ dp_pmd_set(const struct pmd_conf *c, struct ctl_error *err)
 		pmds_stop_all();
 		if (dp.pmd_configured && pmds_start(&dp.pmd_conf, again, sizeof(again)) < 0)
 			VLOG_ERR("pmd: cannot restore the previous threads: %s", again);
+		vhost_scsi_quiesce(false);
 		dp_unlock();
 		ctl_error_set(err, 0, -rc, "pmd: %s", msg);
 		return rc;
 	}
+	vhost_scsi_quiesce(false);
 	dp.pmd_conf = *c;
 	dp.pmd_configured = true;
 	dp_unlock();

@@ -125,6 +125,7 @@ struct vscsi_queue {
 	bool dirty; /* in the PMD's batch */
 	bool call_pending;
 	bool warned;
+	bool fresh_kick; /* SET_VRING_KICK since the last start: resubmit inflight */
 	uint32_t inflight;
 	struct scsi_queue_counters *ctr;
 	struct vscsi_task *tasks; /* indexed by head */
@@ -152,6 +153,7 @@ struct vhost_scsi_dev {
 	uint16_t nr_vring;
 	struct rte_vhost_memory *mem;
 	uint64_t restart_bits; /* vrings to restart after SET_MEM_TABLE */
+	uint64_t paused_bits;  /* vrings to restart after a PMD change */
 	struct vscsi_queue q[VSCSI_MAX_VRINGS];
 	/* Hot-plug events not delivered yet (control thread only). */
 	uint16_t n_events;
@@ -779,7 +781,12 @@ queue_start(struct vhost_scsi_dev *dev, uint16_t vring)
 		struct rte_vhost_resubmit_info *rs = ri.resubmit_inflight;
 
 		q->inflight_on = true;
-		if (rs != NULL && rs->resubmit_num > 0 && vring >= VSCSI_REQQ0) {
+		/*
+		 * rte_vhost computes the resubmit list at SET_VRING_KICK and keeps
+		 * it: use it only on the first start after a kick, or requests that
+		 * completed since would run twice.
+		 */
+		if (q->fresh_kick && rs != NULL && rs->resubmit_num > 0 && vring >= VSCSI_REQQ0) {
 			uint16_t n = rs->resubmit_num < vr.size ? rs->resubmit_num : vr.size;
 
 			qsort(rs->resubmit_list, n, sizeof(rs->resubmit_list[0]), cmp_resubmit);
@@ -791,6 +798,7 @@ queue_start(struct vhost_scsi_dev *dev, uint16_t vring)
 				c->conf.name, vring - VSCSI_REQQ0, n);
 		}
 	}
+	q->fresh_kick = false;
 	q->started = true;
 	__atomic_store_n(&q->state, VQ_RUNNING, __ATOMIC_RELEASE);
 	c->vring_ready |= 1ULL << vring;
@@ -856,6 +864,31 @@ dev_sync_queues(struct vhost_scsi_dev *dev)
 	if (changed) {
 		dp_publish();
 		deliver_events(dev);
+	}
+}
+
+void
+vhost_scsi_quiesce(bool stop)
+{
+	for (unsigned int i = 0; i < DP_MAX_SCSI; i++) {
+		struct scsi_ctrl *c = dp.scsi[i];
+		struct vhost_scsi_dev *dev = c != NULL ? c->dev : NULL;
+
+		if (dev == NULL)
+			continue;
+		if (stop) {
+			/* Keep what the frontend made ready; only we stop polling. */
+			dev->paused_bits =
+				__atomic_exchange_n(&ready_bits[dev->vid], 0, __ATOMIC_ACQ_REL);
+			dev_stop_all(dev);
+			for (int q = 0; q < DP_MAX_QUEUES; q++)
+				c->rxq_pmd[q] = DP_NONE;
+		} else {
+			__atomic_fetch_or(
+				&ready_bits[dev->vid], dev->paused_bits, __ATOMIC_RELEASE);
+			dev->paused_bits = 0;
+			dev_sync_queues(dev);
+		}
 	}
 }
 
@@ -1114,6 +1147,8 @@ pre_msg(int vid, void *m)
 			if (msg->request != VU_GET_VRING_BASE)
 				dev->restart_bits |= old & bit;
 			queue_stop(dev, (uint16_t)vring);
+			if (msg->request == VU_SET_VRING_KICK)
+				dev->q[vring].fresh_kick = true;
 		}
 		break;
 	default:

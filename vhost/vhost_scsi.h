@@ -35,6 +35,12 @@ int vhost_scsi_start(struct scsi_ctrl *c, char *err, size_t errlen);
  */
 void vhost_scsi_stop(struct scsi_ctrl *c);
 
+/*
+ * Stop polling every scsi queue (in-flight commands complete first) before
+ * the PMD threads are replaced, and restart them after; dp_lock held.
+ */
+void vhost_scsi_quiesce(bool stop);
+
 /* Vrings started (bit per vring) of @c; dp_lock held. */
 uint64_t vhost_scsi_started_vrings(const struct scsi_ctrl *c);
 
