@@ -22,6 +22,9 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
+LIB_NAME=net-loopback
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 ALL_SWITCHES=(testpmd-vhost ovs-dpdk-normal ovs-dpdk-p2p vhostd-bridge vhostd-xconnect)
 
@@ -72,9 +75,6 @@ Must run as root with free 2 MiB hugepages.  Stops everything it started.
 EOF
 }
 
-die() { echo "net-loopback: error: $*" >&2; exit 1; }
-log() { echo "net-loopback: $*" >&2; }
-
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--duration) DURATION=${2:?}; shift 2 ;;
@@ -110,29 +110,11 @@ for s in "${SIZE_LIST[@]}"; do
 		die "bad frame size '$s' (64..9000)"
 done
 
-SWITCHES=()
-if [ -n "$ONLY" ]; then
-	IFS=, read -r -a want <<<"$ONLY"
-	for w in "${want[@]}"; do
-		ok=0
-		for s in "${ALL_SWITCHES[@]}"; do [ "$s" = "$w" ] && ok=1; done
-		[ $ok = 1 ] || die "unknown switch '$w' (known: ${ALL_SWITCHES[*]})"
-	done
-	for s in "${ALL_SWITCHES[@]}"; do
-		for w in "${want[@]}"; do [ "$s" = "$w" ] && SWITCHES+=("$s"); done
-	done
-else
-	SWITCHES=("${ALL_SWITCHES[@]}")
-fi
+mapfile -t SWITCHES < <(select_names switch "$ONLY" "${ALL_SWITCHES[@]}")
+[ ${#SWITCHES[@]} -gt 0 ] || exit 1
 
 [ "$(id -u)" = 0 ] || die "must run as root (DPDK needs hugepages and vhost-user)"
-for c in "$GEN_CPU" "$SW_CPU"; do
-	[ -d "/sys/devices/system/cpu/cpu$c" ] || die "CPU $c does not exist"
-	if [ -r "/sys/devices/system/cpu/cpu$c/online" ] &&
-	   [ "$(cat "/sys/devices/system/cpu/cpu$c/online")" != 1 ]; then
-		die "CPU $c is offline"
-	fi
-done
+check_cpus "$GEN_CPU" "$SW_CPU"
 command -v python3 >/dev/null || die "python3 not found"
 command -v stdbuf >/dev/null || die "stdbuf (coreutils) not found"
 command -v taskset >/dev/null || die "taskset (util-linux) not found"
@@ -144,15 +126,7 @@ SKIP_REASON=()   # "switch|reason"
 skip() { SKIP_REASON+=("$1|$2"); log "skipping $1: $2"; }
 
 if has ovs-dpdk-normal || has ovs-dpdk-p2p; then
-	why=
-	[ -x "$OVS_VSWITCHD" ] ||
-		why="DPDK ovs-vswitchd not found at $OVS_VSWITCHD (apt-get install openvswitch-switch-dpdk)"
-	for t in ovsdb-tool ovsdb-server ovs-vsctl ovs-ofctl ovs-appctl; do
-		command -v $t >/dev/null || why="$t not found (apt-get install openvswitch-switch)"
-	done
-	[ -r /usr/share/openvswitch/vswitch.ovsschema ] ||
-		why="/usr/share/openvswitch/vswitch.ovsschema missing"
-	if [ -n "$why" ]; then
+	if why=$(ovs_missing "$OVS_VSWITCHD"); then
 		has ovs-dpdk-normal && skip ovs-dpdk-normal "$why"
 		has ovs-dpdk-p2p && skip ovs-dpdk-p2p "$why"
 	fi
@@ -167,8 +141,6 @@ fi
 skipped() { local e; for e in "${SKIP_REASON[@]}"; do [ "${e%%|*}" = "$1" ] && return 0; done; return 1; }
 
 # Hugepages: the generator and one switch run at the same time.
-HP_DIR=/sys/kernel/mm/hugepages/hugepages-2048kB
-[ -r "$HP_DIR/free_hugepages" ] || die "no 2 MiB hugepage support ($HP_DIR missing)"
 sw_mem=0
 for s in "${SWITCHES[@]}"; do
 	skipped "$s" && continue
@@ -179,20 +151,7 @@ for s in "${SWITCHES[@]}"; do
 	esac
 	[ "$m" -gt "$sw_mem" ] && sw_mem=$m
 done
-need_pages=$(( (GEN_MEM + sw_mem) / 2 + 64 ))
-free_pages=$(cat "$HP_DIR/free_hugepages")
-total_pages=$(cat "$HP_DIR/nr_hugepages")
-if [ "$free_pages" -lt "$need_pages" ]; then
-	cat >&2 <<EOF
-net-loopback: error: not enough free 2 MiB hugepages: need $need_pages, $free_pages of $total_pages free.
-  Reserve more (as root), e.g.:
-    echo $(( total_pages + need_pages - free_pages )) > $HP_DIR/nr_hugepages
-  or at boot: default_hugepagesz=2M hugepagesz=2M hugepages=$(( total_pages + need_pages - free_pages ))
-  and make sure hugetlbfs is mounted: mount -t hugetlbfs nodev /dev/hugepages
-EOF
-	exit 1
-fi
-grep -qs ' hugetlbfs ' /proc/mounts || die "no hugetlbfs mounted (mount -t hugetlbfs nodev /dev/hugepages)"
+check_hugepages $(( GEN_MEM + sw_mem ))
 
 # -------------------------------------------------------------- cleanup --
 
@@ -208,40 +167,6 @@ FAILED=0
 SW_PIDS=()       # processes of the switch currently under test
 GEN_PID=
 
-# Stop a list of pids: SIGTERM, wait up to STOP_WAIT (default 15) seconds,
-# then SIGKILL.  Only pids this script started are ever passed here.
-stop_pids() {
-	local p alive
-	for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-	for _ in $(seq 1 $(( ${STOP_WAIT:-15} * 10 ))); do
-		alive=0
-		for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
-		[ $alive = 0 ] && break
-		sleep 0.1
-	done
-	for p in "$@"; do
-		if kill -0 "$p" 2>/dev/null; then
-			log "pid $p did not exit on SIGTERM, killing"
-			kill -KILL "$p" 2>/dev/null || true
-		fi
-	done
-	for p in "$@"; do wait "$p" 2>/dev/null || true; done
-}
-
-# Remove hugepage files and the EAL runtime dir of one of OUR prefixes, and
-# only once this run has used it (see use_prefix).
-declare -A USED_PREFIX
-use_prefix() { USED_PREFIX[$1]=1; }
-clean_prefix() {
-	local pfx=$1 mnt
-	[ -n "${USED_PREFIX[$pfx]:-}" ] || return 0
-	while read -r _ mnt fstype _; do
-		[ "$fstype" = hugetlbfs ] || continue
-		rm -f "$mnt/${pfx}map_"* 2>/dev/null || true
-	done </proc/mounts
-	rm -rf "/var/run/dpdk/$pfx"
-}
-
 # The generator testpmd is tpgen.py's child; its pid is in GEN_TP_PIDFILE.
 GEN_TP_PIDFILE="$TMP/gen-testpmd.pid"
 stop_gen_testpmd() {
@@ -255,48 +180,11 @@ stop_gen_testpmd() {
 	rm -f "$GEN_TP_PIDFILE"
 }
 
-stop_switch() {
-	if [ ${#SW_PIDS[@]} -gt 0 ]; then
-		stop_pids "${SW_PIDS[@]}"
-	fi
-	SW_PIDS=()
-}
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	# tpgen.py quits its testpmd on SIGTERM; give it time, then make sure.
-	if [ -n "$GEN_PID" ]; then STOP_WAIT=30 stop_pids "$GEN_PID"; GEN_PID=; fi
-	stop_gen_testpmd
-	stop_switch
-	clean_prefix "$GEN_PREFIX"
-	clean_prefix "$TPSW_PREFIX"
-	clean_prefix "$OVS_PREFIX"
-	clean_prefix "$VHOSTD_PREFIX"
-	if [ "$KEEP" = 1 ] || [ "$FAILED" = 1 ] || [ $rc != 0 ]; then
-		log "logs and configs kept in $TMP"
-	else
-		rm -rf "$TMP"
-	fi
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-wait_sockets() {  # timeout_s pid sock...
-	local t=$1 pid=$2 s ok; shift 2
-	for _ in $(seq 1 $((t * 10))); do
-		ok=1
-		for s in "$@"; do [ -S "$s" ] || ok=0; done
-		[ $ok = 1 ] && return 0
-		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-			return 1
-		fi
-		sleep 0.1
-	done
-	return 1
-}
+# tpgen.py quits its testpmd on SIGTERM; give it time, then make sure.
+GEN_STOP_WAIT=30
+cleanup_hook() { stop_gen_testpmd; }
+CLEAN_PREFIXES=("$GEN_PREFIX" "$TPSW_PREFIX" "$OVS_PREFIX" "$VHOSTD_PREFIX")
+install_cleanup
 
 # ------------------------------------------------------------- switches --
 
@@ -322,94 +210,8 @@ start_testpmd_vhost() {
 	fi
 }
 
-ovs_vsctl() { ovs-vsctl --db="unix:$OVSDIR/run/db.sock" --timeout=30 "$@"; }
-ovs_ofctl() { ovs-ofctl "$@"; }
-
-start_ovs() {
-	local d=$OVSDIR pid
-	mkdir -p "$d/run" "$d/db" "$d/log" "$d/etc"
-	use_prefix "$OVS_PREFIX"
-	export OVS_RUNDIR="$d/run" OVS_DBDIR="$d/db" OVS_LOGDIR="$d/log" \
-		OVS_SYSCONFDIR="$d/etc" OVS_PKGDATADIR=/usr/share/openvswitch
-	ovsdb-tool create "$d/db/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-	taskset -c "$SW_CPU" ovsdb-server "$d/db/conf.db" \
-		--remote="punix:$d/run/db.sock" \
-		--pidfile="$d/run/ovsdb-server.pid" --log-file="$d/log/ovsdb-server.log" \
-		--no-chdir --detach -vconsole:off >"$d/log/ovsdb-server.out" 2>&1 || {
-		log "ovsdb-server failed to start:"; cat "$d/log/ovsdb-server.out" >&2; return 1
-	}
-	pid=$(cat "$d/run/ovsdb-server.pid")
-	SW_PIDS+=("$pid")
-	ovs_vsctl --no-wait init || return 1
-	ovs_vsctl --no-wait set Open_vSwitch . \
-		other_config:dpdk-init=true \
-		other_config:dpdk-lcore-mask="$(printf '0x%x' $((1 << SW_CPU)))" \
-		other_config:pmd-cpu-mask="$(printf '0x%x' $((1 << SW_CPU)))" \
-		other_config:dpdk-socket-mem="$OVS_MEM" \
-		other_config:dpdk-extra="--file-prefix=$OVS_PREFIX --no-pci" || return 1
-	taskset -c "$SW_CPU" "$OVS_VSWITCHD" "unix:$d/run/db.sock" \
-		--pidfile="$d/run/ovs-vswitchd.pid" --log-file="$d/log/ovs-vswitchd.log" \
-		--no-chdir --detach -vconsole:off >"$d/log/ovs-vswitchd.out" 2>&1 || {
-		log "ovs-vswitchd failed to start; tail of $d/log/ovs-vswitchd.log:"
-		tail -n 20 "$d/log/ovs-vswitchd.log" >&2
-		return 1
-	}
-	pid=$(cat "$d/run/ovs-vswitchd.pid")
-	SW_PIDS+=("$pid")
-	for _ in $(seq 1 600); do
-		[ "$(ovs_vsctl get Open_vSwitch . dpdk_initialized 2>/dev/null)" = true ] && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if [ "$(ovs_vsctl get Open_vSwitch . dpdk_initialized 2>/dev/null)" != true ]; then
-		log "OVS DPDK initialisation failed; tail of $d/log/ovs-vswitchd.log:"
-		tail -n 20 "$d/log/ovs-vswitchd.log" >&2
-		return 1
-	fi
-	ovs_vsctl add-br br0 -- set bridge br0 datapath_type=netdev || return 1
-	ovs_vsctl add-port br0 vhu-a -- set Interface vhu-a type=dpdkvhostuser ofport_request=1 || return 1
-	ovs_vsctl add-port br0 vhu-b -- set Interface vhu-b type=dpdkvhostuser ofport_request=2 || return 1
-	# The bridge's own (internal, tap) port would receive a copy of every
-	# flooded frame; keep it out of flooding so NORMAL is a two-port bridge
-	# like the other switches.
-	ovs_ofctl mod-port br0 br0 no-flood
-	SOCK0="$d/run/vhu-a" SOCK1="$d/run/vhu-b"
-	if ! wait_sockets 30 "$pid" "$SOCK0" "$SOCK1"; then
-		log "OVS vhost-user sockets did not appear; tail of $d/log/ovs-vswitchd.log:"
-		tail -n 20 "$d/log/ovs-vswitchd.log" >&2
-		return 1
-	fi
-}
-
-ovs_pmd_stats_clear() {
-	ovs-appctl -t "$OVSDIR/run/ovs-vswitchd-dpdk.$(cat "$OVSDIR/run/ovs-vswitchd.pid").ctl" \
-		dpif-netdev/pmd-stats-clear >/dev/null 2>&1 || true
-}
-
-ovs_flows_normal() {
-	ovs_pmd_stats_clear
-	ovs_ofctl del-flows br0
-	ovs_ofctl add-flow br0 "priority=0,actions=NORMAL"
-}
-
-ovs_flows_p2p() {
-	ovs_pmd_stats_clear
-	ovs_ofctl del-flows br0
-	ovs_ofctl add-flow br0 "in_port=1,actions=output:2"
-	ovs_ofctl add-flow br0 "in_port=2,actions=output:1"
-}
-
-ovs_report() {  # what OVS thinks it did, for the log
-	{
-		echo "== $1"
-		ovs-appctl -t "$OVSDIR/run/ovs-vswitchd-dpdk.$(cat "$OVSDIR/run/ovs-vswitchd.pid").ctl" \
-			dpif-netdev/pmd-stats-show 2>&1 || true
-		ovs_ofctl dump-flows br0 2>&1 || true
-	} >>"$OVSDIR/log/stats.txt"
-}
-
 start_vhostd() {  # mode: bridge|xconnect
-	local mode=$1 d="$TMP/vhostd-$1" pid
+	local mode=$1 d="$TMP/vhostd-$1"
 	mkdir -p "$d"
 	SOCK0="$d/a.sock" SOCK1="$d/b.sock"
 	local pa pb xc
@@ -431,15 +233,7 @@ start_vhostd() {  # mode: bridge|xconnect
   "xconnects": $xc
 }
 EOF
-	use_prefix "$VHOSTD_PREFIX"
-	taskset -c "$SW_CPU" "$VHOSTD" -c "$d/vhostd.json" </dev/null >"$d/vhostd.log" 2>&1 &
-	pid=$!
-	SW_PIDS+=("$pid")
-	if ! wait_sockets 30 "$pid" "$SOCK0" "$SOCK1"; then
-		log "vhostd ($mode) did not create its sockets; tail of $d/vhostd.log:"
-		tail -n 20 "$d/vhostd.log" >&2
-		return 1
-	fi
+	launch_vhostd "$d" "$VHOSTD_PREFIX" "$SOCK0" "$SOCK1"
 }
 
 # ------------------------------------------------------------ generator --
@@ -505,27 +299,10 @@ mark_all() {  # switch status
 	for s in "${SIZE_LIST[@]}"; do STATUS[$1,$s]=$2; done
 }
 
-# How busy CPU $1 was over the last second, in percent (others' load).
-cpu_busy() {
-	local a b
-	a=$(awk -v c="cpu$1" '$1 == c { print $2+$3+$4+$7+$8+$9, $5+$6 }' /proc/stat)
-	sleep 1
-	b=$(awk -v c="cpu$1" '$1 == c { print $2+$3+$4+$7+$8+$9, $5+$6 }' /proc/stat)
-	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
-		busy = y[1] - x[1]; idle = y[2] - x[2]; pct = 0;
-		if (busy + idle > 0) pct = 100 * busy / (busy + idle);
-		printf "%.0f", pct }'
-}
-
 # ------------------------------------------------------------------ run --
 
 log "generator on CPU $GEN_CPU, switch on CPU $SW_CPU, sizes $SIZES, ${DURATION} s after ${WARMUP} s warm-up"
-for c in "$GEN_CPU" "$SW_CPU"; do
-	b=$(cpu_busy "$c")
-	if [ "$b" -gt 5 ]; then
-		log "WARNING: CPU $c is already ${b}% busy with other processes: the numbers will be low and noisy"
-	fi
-done
+warn_busy_cpus "$GEN_CPU" "$SW_CPU"
 log "temp dir: $TMP"
 
 ovs_up=0
@@ -538,7 +315,7 @@ for sw in "${SWITCHES[@]}"; do
 		;;
 	ovs-dpdk-normal|ovs-dpdk-p2p)
 		if [ $ovs_up = 0 ]; then
-			if start_ovs; then ovs_up=1; else ovs_up=-1; fi
+			if start_ovs "$OVS_VSWITCHD"; then ovs_up=1; else ovs_up=-1; fi
 		fi
 		if [ $ovs_up = 1 ]; then
 			if [ "$sw" = ovs-dpdk-normal ]; then ovs_flows_normal; else ovs_flows_p2p; fi
