@@ -748,6 +748,8 @@ run(uint64_t *wall_ns, double *cpu_pct)
 		int r;
 
 		if (i == warmup) {
+			/* Late or foreign frames of the warm-up do not count. */
+			n_late = n_other = 0;
 			t0 = mono_ns();
 			cpu0 = nb_cpu_pids ? cpu_ns_all() : -1;
 		}
