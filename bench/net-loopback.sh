@@ -224,7 +224,7 @@ start_vhostd() {  # mode: bridge|xconnect
 {
   "vhostd": {"run-dir": "$d", "control-socket": "$d/ctl.sock", "mlockall": false},
   "eal": {"file-prefix": "$VHOSTD_PREFIX"},
-  "pmd": {"cpus": "$SW_CPU", "max-sleep-us": 0},
+  "pmd": {"cpus": "$SW_CPU", "mode": "poll"},
   "bridges": [{"name": "br0"}],
   "ports": [
     {"name": "a", "type": "vhost-user", "socket": "$SOCK0", "mode": "server"$pa},

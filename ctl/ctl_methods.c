@@ -445,6 +445,38 @@ m_xconnect_list(json_t *params, void *arg, struct ctl_error *err)
 /* ---- pmd ---------------------------------------------------------------- */
 
 static json_t *
+pmd_queues_json(const struct dp_snapshot *s, uint16_t i)
+{
+	json_t *qs = json_array();
+
+	for (uint16_t r = 0; r < s->pmds[i].n_rxq; r++) {
+		const struct dp_rxq_ref *ref = &s->pmds[i].rxq[r];
+		const struct port *pt = dp.ports[ref->port];
+
+		if (pt != NULL)
+			json_array_append_new(
+				qs, json_pack("{s:s, s:s, s:i}", "type", "net", "port",
+					    pt->conf.name, "queue", ref->queue));
+	}
+	for (uint16_t r = 0; r < s->pmds[i].n_sq; r++) {
+		const struct dp_sq_ref *ref = &s->pmds[i].sq[r];
+		const struct scsi_ctrl *c = dp.scsi[ref->ctrl];
+
+		if (c == NULL)
+			continue;
+		if (ref->vring < 2)
+			json_array_append_new(
+				qs, json_pack("{s:s, s:s, s:s}", "type", "scsi", "controller",
+					    c->conf.name, "queue", "control"));
+		else
+			json_array_append_new(
+				qs, json_pack("{s:s, s:s, s:i}", "type", "scsi", "controller",
+					    c->conf.name, "queue", ref->vring - 2));
+	}
+	return qs;
+}
+
+static json_t *
 m_pmd_show(json_t *params, void *arg, struct ctl_error *err)
 {
 	json_t *a = json_array();
@@ -455,48 +487,93 @@ m_pmd_show(json_t *params, void *arg, struct ctl_error *err)
 	for (uint16_t i = 0; i < dp.n_pmd; i++) {
 		const struct pmd *p = dp.pmds[i];
 		const struct pmd_counters *c = &p->ctr;
-		uint64_t total = c->busy_cycles + c->idle_cycles;
-		json_t *rxqs = json_array();
+		uint64_t hz = rte_get_tsc_hz();
+		uint64_t busy_ns = c->busy_cycles * 1000000000.0 / hz;
+		uint64_t idle_ns = c->idle_cycles * 1000000000.0 / hz;
+		uint64_t all_ns = busy_ns + idle_ns + c->sleep_ns;
+		json_t *o;
 
-		for (uint16_t r = 0; r < s->pmds[i].n_rxq; r++) {
-			const struct dp_rxq_ref *ref = &s->pmds[i].rxq[r];
-			const struct port *pt = dp.ports[ref->port];
-
-			if (pt == NULL)
-				continue;
-			json_array_append_new(
-				rxqs, json_pack("{s:s, s:i, s:b}", "port", pt->conf.name, "queue",
-					      ref->queue, "enabled", 1));
-		}
-		json_array_append_new(a,
-			json_pack("{s:i, s:i, s:i, s:s, s:o, s:I, s:I, s:I, s:I, s:f, s:f, s:I, "
-				  "s:I, s:I}",
-				"id", i, "cpu", p->cpu, "numa", p->numa, "state", "polling", "rxqs",
-				rxqs, "busy-cycles", (json_int_t)c->busy_cycles, "idle-cycles",
-				(json_int_t)c->idle_cycles, "packets", (json_int_t)c->packets,
-				"loops", (json_int_t)c->loops, "cycles-per-packet",
-				c->packets ? (double)c->busy_cycles / c->packets : 0.0, "busy-pct",
-				total ? 100.0 * c->busy_cycles / total : 0.0, "sleeps",
-				(json_int_t)c->sleeps, "sleep-ns", (json_int_t)c->sleep_ns,
-				"max-sleep-us", (json_int_t)p->max_sleep_us));
+		o = json_pack("{s:i, s:i, s:i, s:s, s:s, s:I, s:I, s:o}", "id", i, "cpu", p->cpu,
+			"numa", p->numa, "mode", pmd_mode_names[p->gov.mode], "state",
+			__atomic_load_n(&p->sleeping, __ATOMIC_RELAXED) ? "halted" : "polling",
+			"halt-poll-ns", (json_int_t)p->gov.halt_poll_ns, "poll-window-ns",
+			(json_int_t)p->window_ns, "queues", pmd_queues_json(s, i));
+		json_object_set_new(o, "max-sleep-us", json_integer(p->gov.max_sleep_us));
+		json_object_set_new(o, "busy-ns", json_integer((json_int_t)busy_ns));
+		json_object_set_new(o, "idle-ns", json_integer((json_int_t)idle_ns));
+		json_object_set_new(o, "sleep-ns", json_integer((json_int_t)c->sleep_ns));
+		json_object_set_new(
+			o, "busy-pct", json_real(all_ns ? 100.0 * busy_ns / all_ns : 0));
+		json_object_set_new(
+			o, "idle-pct", json_real(all_ns ? 100.0 * idle_ns / all_ns : 0));
+		json_object_set_new(
+			o, "sleep-pct", json_real(all_ns ? 100.0 * c->sleep_ns / all_ns : 0));
+		json_object_set_new(o, "busy-cycles", json_integer((json_int_t)c->busy_cycles));
+		json_object_set_new(o, "idle-cycles", json_integer((json_int_t)c->idle_cycles));
+		json_object_set_new(o, "packets", json_integer((json_int_t)c->packets));
+		json_object_set_new(o, "cycles-per-packet",
+			json_real(c->packets ? (double)c->busy_cycles / c->packets : 0.0));
+		json_object_set_new(o, "loops", json_integer((json_int_t)c->loops));
+		json_object_set_new(o, "sleeps", json_integer((json_int_t)c->sleeps));
+		json_object_set_new(o, "halts", json_integer((json_int_t)c->halts));
+		json_object_set_new(o, "wakeups", json_integer((json_int_t)c->wakeups));
+		json_object_set_new(o, "poll-hits", json_integer((json_int_t)c->poll_hits));
+		json_object_set_new(o, "poll-misses", json_integer((json_int_t)c->poll_misses));
+		json_object_set_new(o, "halt-races", json_integer((json_int_t)c->halt_races));
+		json_array_append_new(a, o);
 	}
 	dp_unlock();
 	return a;
 }
 
+/*
+ * pmd.set: the pmd config object; with "cpu" the "mode" and "halt-poll-ns"
+ * given apply to that thread only (kept in "threads").
+ */
 static json_t *
 m_pmd_set(json_t *params, void *arg, struct ctl_error *err)
 {
 	struct pmd_conf base, c;
+	json_t *cpu, *p = NULL, *res = NULL;
 
 	if (need_object(params, err) < 0)
 		return NULL;
 	dp_lock();
 	base = dp.pmd_conf;
 	dp_unlock();
-	if (config_parse_pmd(params, &base, &c, err) < 0 || dp_pmd_set(&c, err) < 0)
-		return NULL;
-	return config_dump_pmd(&c);
+	cpu = json_object_get(params, "cpu");
+	if (cpu != NULL) {
+		static const char *const keys[] = {"cpu", "mode", "halt-poll-ns", NULL};
+		json_t *threads = json_array(), *t;
+
+		if (only_members(params, "pmd.set with cpu", keys, err) < 0)
+			goto out;
+		/* The other threads' overrides stay; this one's is replaced or added. */
+		for (uint16_t i = 0; i < base.n_threads; i++) {
+			const struct pmd_thread_conf *tc = &base.threads[i];
+
+			if (json_is_integer(cpu) && tc->cpu == json_integer_value(cpu))
+				continue;
+			t = json_pack("{s:i}", "cpu", tc->cpu);
+			if (tc->mode >= 0)
+				json_object_set_new(
+					t, "mode", json_string(pmd_mode_names[tc->mode]));
+			if (tc->halt_poll_ns >= 0)
+				json_object_set_new(
+					t, "halt-poll-ns", json_integer(tc->halt_poll_ns));
+			json_array_append_new(threads, t);
+		}
+		json_array_append(threads, params);
+		p = json_pack("{s:o}", "threads", threads);
+	} else {
+		p = json_incref(params);
+	}
+	if (config_parse_pmd(p, &base, &c, err) < 0 || dp_pmd_set(&c, err) < 0)
+		goto out;
+	res = config_dump_pmd(&c);
+out:
+	json_decref(p);
+	return res;
 }
 
 /* ---- scsi controllers ---------------------------------------------------- */

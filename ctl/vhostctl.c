@@ -80,7 +80,8 @@ static const char usage_text[] =
 	"  lun list                         list the LUNs\n"
 	"  lun show NAME                    a LUN, its I/O counters and latencies\n"
 	"  pmd show                         PMD threads, their rx queues and load\n"
-	"  pmd set cpus=LIST [max-sleep-us=N]\n"
+	"  pmd set [cpus=LIST] [mode=poll|halt-poll|interrupt] [halt-poll-ns=N] [max-sleep-us=N]\n"
+	"  pmd set cpu=N mode=MODE [halt-poll-ns=N]   (one thread only)\n"
 	"                                   change the PMD CPUs (e.g. cpus=1-3,^2)\n"
 	"  stats [PORT] [--watch [SECS]]    port counters; --watch redraws the\n"
 	"                                   rates every SECS (default 1)\n"
@@ -1161,9 +1162,9 @@ cmd_scsi_lun(const struct opts *o, const char *obj, int argc, char **argv)
 static int
 pmd_show(const struct opts *o)
 {
-	json_t *result, *pmd, *rxqs, *q;
+	json_t *result, *pmd, *qs, *q;
 	size_t i, j, pw;
-	char *s[4];
+	char *s[5];
 
 	if (rpc(o, "pmd.show", NULL, &result))
 		return 1;
@@ -1173,39 +1174,52 @@ pmd_show(const struct opts *o)
 		s[0] = vstr(json_object_get(pmd, "id"));
 		s[1] = vstr(json_object_get(pmd, "cpu"));
 		s[2] = vstr(json_object_get(pmd, "numa"));
-		s[3] = vstr(json_object_get(pmd, "state"));
-		printf("pmd thread %s (cpu %s, numa %s): %s\n", s[0], s[1], s[2], s[3]);
-		for (j = 0; j < 4; j++)
+		s[3] = vstr(json_object_get(pmd, "mode"));
+		s[4] = vstr(json_object_get(pmd, "state"));
+		printf("pmd thread %s (cpu %s, numa %s): mode %s, %s\n", s[0], s[1], s[2], s[3],
+			s[4]);
+		for (j = 0; j < 5; j++)
 			free(s[j]);
-		printf("  busy: %.1f %%  packets: %" JSON_INTEGER_FORMAT
-		       "  cycles/packet: %.1f  sleeps: %" JSON_INTEGER_FORMAT "\n",
+		printf("  busy: %.1f %%  idle (polling): %.1f %%  halted/sleeping: %.1f %%\n",
 			json_number_value(json_object_get(pmd, "busy-pct")),
+			json_number_value(json_object_get(pmd, "idle-pct")),
+			json_number_value(json_object_get(pmd, "sleep-pct")));
+		printf("  packets: %" JSON_INTEGER_FORMAT
+		       "  cycles/packet: %.1f  halts: %" JSON_INTEGER_FORMAT
+		       "  wake-ups: %" JSON_INTEGER_FORMAT "\n",
 			jint(json_object_get(pmd, "packets")),
 			json_number_value(json_object_get(pmd, "cycles-per-packet")),
-			jint(json_object_get(pmd, "sleeps")));
-		printf("  busy-cycles: %" JSON_INTEGER_FORMAT "  idle-cycles: %" JSON_INTEGER_FORMAT
-		       "\n",
-			jint(json_object_get(pmd, "busy-cycles")),
-			jint(json_object_get(pmd, "idle-cycles")));
-		rxqs = json_object_get(pmd, "rxqs");
-		if (json_array_size(rxqs) == 0)
-			printf("  no rx queues\n");
+			jint(json_object_get(pmd, "halts")), jint(json_object_get(pmd, "wakeups")));
+		printf("  poll window: %" JSON_INTEGER_FORMAT " ns (max %" JSON_INTEGER_FORMAT
+		       ")  poll hits: %" JSON_INTEGER_FORMAT "  misses: %" JSON_INTEGER_FORMAT "\n",
+			jint(json_object_get(pmd, "poll-window-ns")),
+			jint(json_object_get(pmd, "halt-poll-ns")),
+			jint(json_object_get(pmd, "poll-hits")),
+			jint(json_object_get(pmd, "poll-misses")));
+		qs = json_object_get(pmd, "queues");
+		if (json_array_size(qs) == 0)
+			printf("  no queues\n");
 		pw = 0;
-		json_array_foreach(rxqs, j, q) {
-			const char *port = json_string_value(json_object_get(q, "port"));
+		json_array_foreach(qs, j, q) {
+			const char *n = json_string_value(json_object_get(q, "port"));
 
-			if (port != NULL && width(port) > pw)
-				pw = width(port);
+			if (n == NULL)
+				n = json_string_value(json_object_get(q, "controller"));
+			if (n != NULL && width(n) > pw)
+				pw = width(n);
 		}
 		/* The layout of ovs-appctl dpif-netdev/pmd-rxq-show. */
-		json_array_foreach(rxqs, j, q) {
+		json_array_foreach(qs, j, q) {
 			const char *port = json_string_value(json_object_get(q, "port"));
+			const char *kind = port != NULL ? "port" : "scsi";
+			char *qid = vstr(json_object_get(q, "queue"));
 
+			if (port == NULL)
+				port = json_string_value(json_object_get(q, "controller"));
 			port = port ? port : "?";
-			printf("  port: %s%*s  queue-id: %2" JSON_INTEGER_FORMAT "  (%s)\n", port,
-				(int)(pw - width(port)), "", jint(json_object_get(q, "queue")),
-				json_is_false(json_object_get(q, "enabled")) ? "disabled"
-									     : "enabled");
+			printf("  %s: %s%*s  queue-id: %s\n", kind, port, (int)(pw - width(port)),
+				"", qid);
+			free(qid);
 		}
 	}
 	json_decref(result);
@@ -1223,7 +1237,8 @@ pmd_set(const struct opts *o, int argc, char **argv)
 		return rc;
 	if (json_object_size(params) == 0) {
 		json_decref(params);
-		return usage_error("pmd set: nothing to set (cpus=LIST, max-sleep-us=N)");
+		return usage_error(
+			"pmd set: nothing to set (cpus=LIST, mode=MODE, halt-poll-ns=N, ...)");
 	}
 	rc = rpc(o, "pmd.set", params, &result);
 	return rc ? rc : finish(o, result);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -548,14 +549,83 @@ config_dump_xconnect(const struct xconnect_conf *c)
 	return json_pack("{s:s, s:[s,s]}", "name", c->name, "ports", c->ports[0], c->ports[1]);
 }
 
+static int
+get_mode(json_t *obj, const char *what, int *out, struct ctl_error *err)
+{
+	char mode[16];
+	int rc = get_str(obj, what, "mode", mode, sizeof(mode), false, err);
+
+	if (rc <= 0)
+		return rc;
+	*out = pmd_mode_from_name(mode);
+	if (*out < 0)
+		return bad(err, what, "mode", "must be \"poll\", \"halt-poll\" or \"interrupt\"");
+	return 1;
+}
+
+/* "threads": [{"cpu": N, "mode": ..., "halt-poll-ns": ...}], replacing the list. */
+static int
+parse_pmd_threads(json_t *arr, struct pmd_conf *out, struct ctl_error *err)
+{
+	static const char *const keys[] = {"cpu", "mode", "halt-poll-ns", NULL};
+	size_t i;
+	json_t *t;
+
+	if (!json_is_array(arr) || json_array_size(arr) > DP_MAX_PMDS)
+		return bad(err, "pmd", "threads", "must be an array of at most 32 objects");
+	out->n_threads = 0;
+	json_array_foreach(arr, i, t) {
+		struct pmd_thread_conf *tc = &out->threads[out->n_threads];
+		long long n;
+		int mode = -1, rc;
+
+		if (check_members(t, "pmd: threads[]", keys, err) < 0)
+			return -EINVAL;
+		rc = get_uint(t, "pmd: threads[]", "cpu", 0, CPU_SETSIZE - 1, &n, err);
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			return bad(err, "pmd: threads[]", "cpu", "is required");
+		tc->cpu = (int)n;
+		for (uint16_t k = 0; k < out->n_threads; k++)
+			if (out->threads[k].cpu == tc->cpu)
+				return bad(err, "pmd: threads[]", "cpu", "appears twice");
+		if (get_mode(t, "pmd: threads[]", &mode, err) < 0)
+			return -EINVAL;
+		tc->mode = (int8_t)mode;
+		tc->halt_poll_ns = -1;
+		rc = get_uint(
+			t, "pmd: threads[]", "halt-poll-ns", 0, PMD_HALT_POLL_NS_MAX, &n, err);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			tc->halt_poll_ns = n;
+		out->n_threads++;
+	}
+	return 0;
+}
+
 int
 config_parse_pmd(
 	json_t *obj, const struct pmd_conf *base, struct pmd_conf *out, struct ctl_error *err)
 {
-	static const char *const keys[] = {"cpus", "max-sleep-us", NULL};
+	static const char *const keys[] = {"cpus", "mode", "max-sleep-us", "halt-poll-ns",
+		"halt-poll-grow", "halt-poll-grow-start-ns", "halt-poll-shrink", "threads", NULL};
+	static const struct {
+		const char *key;
+		long long min, max;
+		size_t off;
+	} nums[] = {
+		{"max-sleep-us", 0, 10000, offsetof(struct pmd_gov, max_sleep_us)},
+		{"halt-poll-ns", 0, PMD_HALT_POLL_NS_MAX, offsetof(struct pmd_gov, halt_poll_ns)},
+		{"halt-poll-grow", 1, 16, offsetof(struct pmd_gov, grow)},
+		{"halt-poll-grow-start-ns", 1, PMD_HALT_POLL_NS_MAX,
+			offsetof(struct pmd_gov, grow_start_ns)},
+		{"halt-poll-shrink", 0, 16, offsetof(struct pmd_gov, shrink)},
+	};
 	char msg[200];
 	long long n;
-	int rc;
+	int rc, mode;
 
 	if (check_members(obj, "pmd", keys, err) < 0)
 		return -EINVAL;
@@ -564,15 +634,29 @@ config_parse_pmd(
 	} else {
 		memset(out, 0, sizeof(*out));
 		snprintf(out->cpus_text, sizeof(out->cpus_text), "auto");
-		out->max_sleep_us = 0;
+		out->gov.mode = PMD_MODE_HALT_POLL;
+		out->gov.halt_poll_ns = PMD_HALT_POLL_NS_DEFAULT;
+		out->gov.grow = PMD_GROW_DEFAULT;
+		out->gov.grow_start_ns = PMD_GROW_START_NS_DEFAULT;
+		out->gov.shrink = PMD_SHRINK_DEFAULT;
 	}
 	if (get_str(obj, "pmd", "cpus", out->cpus_text, sizeof(out->cpus_text), false, err) < 0)
 		return -EINVAL;
-	rc = get_uint(obj, "pmd", "max-sleep-us", 0, 10000, &n, err);
+	rc = get_mode(obj, "pmd", &mode, err);
 	if (rc < 0)
 		return rc;
 	if (rc > 0)
-		out->max_sleep_us = (uint32_t)n;
+		out->gov.mode = (uint8_t)mode;
+	for (size_t i = 0; i < RTE_DIM(nums); i++) {
+		rc = get_uint(obj, "pmd", nums[i].key, nums[i].min, nums[i].max, &n, err);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			*(uint32_t *)((char *)&out->gov + nums[i].off) = (uint32_t)n;
+	}
+	if (json_object_get(obj, "threads") != NULL &&
+		parse_pmd_threads(json_object_get(obj, "threads"), out, err) < 0)
+		return -EINVAL;
 	if (strcmp(out->cpus_text, "auto") == 0) {
 		int cpu = cpuset_last_allowed();
 
@@ -596,8 +680,30 @@ config_parse_pmd(
 json_t *
 config_dump_pmd(const struct pmd_conf *c)
 {
-	return json_pack(
-		"{s:s, s:I}", "cpus", c->cpus_text, "max-sleep-us", (json_int_t)c->max_sleep_us);
+	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "cpus", c->cpus_text, "mode",
+		pmd_mode_names[c->gov.mode], "max-sleep-us", (json_int_t)c->gov.max_sleep_us,
+		"halt-poll-ns", (json_int_t)c->gov.halt_poll_ns, "halt-poll-grow",
+		(json_int_t)c->gov.grow, "halt-poll-grow-start-ns",
+		(json_int_t)c->gov.grow_start_ns, "halt-poll-shrink", (json_int_t)c->gov.shrink);
+
+	if (c->n_threads > 0) {
+		json_t *a = json_array();
+
+		for (uint16_t i = 0; i < c->n_threads; i++) {
+			const struct pmd_thread_conf *t = &c->threads[i];
+			json_t *e = json_pack("{s:i}", "cpu", t->cpu);
+
+			if (t->mode >= 0)
+				json_object_set_new(
+					e, "mode", json_string(pmd_mode_names[t->mode]));
+			if (t->halt_poll_ns >= 0)
+				json_object_set_new(e, "halt-poll-ns",
+					json_integer((json_int_t)t->halt_poll_ns));
+			json_array_append_new(a, e);
+		}
+		json_object_set_new(o, "threads", a);
+	}
+	return o;
 }
 
 /* ---- scsi controllers and LUNs ------------------------------------------ */

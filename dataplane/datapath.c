@@ -286,6 +286,10 @@ dp_publish(void)
 	dp_publish_scsi(s);
 	old = dp_current;
 	rcu_assign_pointer(dp_current, s);
+	/* Halted threads look at the new plan now (new queues to watch). */
+	for (uint16_t i = 0; i < dp.n_pmd; i++)
+		if (dp.pmds[i] != NULL)
+			pmd_kick(dp.pmds[i]);
 	/*
 	 * Never wait here: rte_vhost callbacks publish while a PMD may spin on a
 	 * vring lock they hold. Callers that free objects use dp_wait_grace().
@@ -786,7 +790,10 @@ pmds_start(const struct pmd_conf *c, char *msg, size_t len)
 			snprintf(msg, len, "at most %d PMD threads", DP_MAX_PMDS);
 			return -EINVAL;
 		}
-		dp.pmds[n] = pmd_create(n, cpu, c->max_sleep_us, msg, len);
+		struct pmd_gov gov;
+
+		dp_pmd_gov_of(c, cpu, &gov);
+		dp.pmds[n] = pmd_create(n, cpu, &gov, msg, len);
 		if (dp.pmds[n] == NULL)
 			return -ENOMEM;
 		n++;
@@ -801,6 +808,20 @@ pmds_start(const struct pmd_conf *c, char *msg, size_t len)
 	return 0;
 }
 
+void
+dp_pmd_gov_of(const struct pmd_conf *c, int cpu, struct pmd_gov *out)
+{
+	*out = c->gov;
+	for (uint16_t i = 0; i < c->n_threads; i++) {
+		if (c->threads[i].cpu != cpu)
+			continue;
+		if (c->threads[i].mode >= 0)
+			out->mode = (uint8_t)c->threads[i].mode;
+		if (c->threads[i].halt_poll_ns >= 0)
+			out->halt_poll_ns = (uint32_t)c->threads[i].halt_poll_ns;
+	}
+}
+
 int
 dp_pmd_set(const struct pmd_conf *c, struct ctl_error *err)
 {
@@ -809,10 +830,13 @@ dp_pmd_set(const struct pmd_conf *c, struct ctl_error *err)
 
 	dp_lock();
 	if (dp.pmd_configured && CPU_EQUAL(&c->cpus, &dp.pmd_conf.cpus)) {
-		/* Only the sleep ceiling changes: no restart needed. */
-		for (int i = 0; i < dp.n_pmd; i++)
-			__atomic_store_n(
-				&dp.pmds[i]->max_sleep_us, c->max_sleep_us, __ATOMIC_RELAXED);
+		/* Only governor settings change: the threads apply them live. */
+		for (int i = 0; i < dp.n_pmd; i++) {
+			struct pmd_gov gov;
+
+			dp_pmd_gov_of(c, dp.pmds[i]->cpu, &gov);
+			pmd_set_gov(dp.pmds[i], &gov);
+		}
 		dp.pmd_conf = *c;
 		dp_unlock();
 		return 0;

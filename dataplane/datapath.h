@@ -22,6 +22,7 @@
 #include <rte_common.h>
 
 #include "lun.h"
+#include "pmd.h"
 
 struct ctl_error;
 struct rte_mempool;
@@ -36,11 +37,11 @@ struct rte_mempool;
 #define DP_MAX_RXQ_PER_PMD 512
 #define DP_BURST 32
 #define DP_NONE 0xffff
-#define DP_MAX_SCSI 64        /* vhost-user-scsi controllers */
-#define DP_MAX_LUNS 256       /* LUNs, all controllers together */
-#define DP_SCSI_MAX_LUNS 64   /* LUNs per controller */
+#define DP_MAX_SCSI 64         /* vhost-user-scsi controllers */
+#define DP_MAX_LUNS 256        /* LUNs, all controllers together */
+#define DP_SCSI_MAX_LUNS 64    /* LUNs per controller */
 #define DP_SCSI_MAX_TARGET 255 /* target ids 0..255 (virtio-scsi: one byte) */
-#define DP_SCSI_MAX_LUN 255   /* LUN ids 0..255 per target */
+#define DP_SCSI_MAX_LUN 255    /* LUN ids 0..255 per target */
 
 enum port_type {
 	PORT_VHOST_USER,
@@ -114,10 +115,19 @@ struct scsi_lun_conf {
 	uint16_t lun_id; /* 0..DP_SCSI_MAX_LUN */
 };
 
+/* Governor settings of one PMD thread that differ from the default. */
+struct pmd_thread_conf {
+	int cpu;
+	int8_t mode;          /* enum pmd_mode, -1: the default */
+	int64_t halt_poll_ns; /* -1: the default */
+};
+
 struct pmd_conf {
 	char cpus_text[256]; /* as given ("auto" or a cpuset) */
 	cpu_set_t cpus;
-	uint32_t max_sleep_us; /* idle back-off ceiling, 0 = pure polling */
+	struct pmd_gov gov; /* every thread's, unless overridden below */
+	uint16_t n_threads;
+	struct pmd_thread_conf threads[DP_MAX_PMDS];
 };
 
 /* Counters of one queue, written by one PMD thread only. */
@@ -174,7 +184,7 @@ struct scsi_ctrl {
 	uint64_t disconnects;
 	bool broken; /* the frontend broke a ring: device needs reset */
 	char broken_why[128];
-	uint16_t rxq_pmd[DP_MAX_QUEUES]; /* request queue -> PMD */
+	uint16_t rxq_pmd[DP_MAX_QUEUES];    /* request queue -> PMD */
 	struct scsi_queue_counters *qstats; /* [DP_MAX_QUEUES], hugepage memory */
 	struct vhost_scsi_dev *dev;
 };
@@ -305,6 +315,8 @@ int dp_bridge_del(const char *name, struct ctl_error *err);
 int dp_xconnect_add(const struct xconnect_conf *c, struct ctl_error *err);
 int dp_xconnect_del(const char *name, struct ctl_error *err);
 int dp_pmd_set(const struct pmd_conf *c, struct ctl_error *err);
+/* The governor settings of the thread on @cpu under @c. */
+void dp_pmd_gov_of(const struct pmd_conf *c, int cpu, struct pmd_gov *out);
 void dp_stats_clear(struct port *p);
 
 int dp_scsi_add(const struct scsi_conf *c, struct ctl_error *err);

@@ -126,6 +126,7 @@ struct vscsi_queue {
 	bool call_pending;
 	bool warned;
 	bool fresh_kick; /* SET_VRING_KICK since the last start: resubmit inflight */
+	int kick_fd;     /* the frontend's kick eventfd (stable while started) */
 	uint32_t inflight;
 	struct scsi_queue_counters *ctr;
 	struct vscsi_task *tasks; /* indexed by head */
@@ -673,6 +674,44 @@ flush_dirty(struct vscsi_pmd *vp)
 	vp->n_dirty = 0;
 }
 
+static struct vscsi_queue *
+queue_of_ref(const struct dp_snapshot *s, const struct dp_sq_ref *ref)
+{
+	struct vhost_scsi_dev *dev = s->scsi[ref->ctrl].dev;
+
+	return dev != NULL ? &dev->q[ref->vring] : NULL;
+}
+
+int
+vhost_scsi_kick_fd(const struct dp_snapshot *s, const struct dp_sq_ref *ref)
+{
+	struct vscsi_queue *q = queue_of_ref(s, ref);
+
+	if (q == NULL || __atomic_load_n(&q->state, __ATOMIC_ACQUIRE) != VQ_RUNNING)
+		return -1;
+	return q->kick_fd;
+}
+
+bool
+vhost_scsi_arm(const struct dp_snapshot *s, const struct dp_sq_ref *ref, bool enable)
+{
+	struct vscsi_queue *q = queue_of_ref(s, ref);
+
+	if (q == NULL || __atomic_load_n(&q->state, __ATOMIC_ACQUIRE) != VQ_RUNNING)
+		return false;
+	virtq_set_notify(&q->vq, enable);
+	if (!enable)
+		return false;
+	/* Work that no kick will announce: retries, waiting TMFs, resubmissions. */
+	return q->call_pending || q->n_tmf > 0 || q->n_resubmit > 0 || virtq_pending(&q->vq) > 0;
+}
+
+int
+vhost_scsi_pmd_event_fd(const struct vscsi_pmd *vp)
+{
+	return vp->io != NULL ? lun_io_ctx_event_fd(vp->io) : -1;
+}
+
 struct vscsi_pmd *
 vhost_scsi_pmd_create(unsigned int pmd_idx, int numa, char *err, size_t errlen)
 {
@@ -764,6 +803,7 @@ queue_start(struct vhost_scsi_dev *dev, uint16_t vring)
 	for (uint16_t i = 0; i < vr.size; i++)
 		q->tasks[i].q = q;
 	virtq_init(&q->vq, &vr, dev->mem, avail, used, dev->features);
+	q->kick_fd = vr.kickfd;
 	/* We poll: spare the guest its kicks (re-armed by the interrupt mode). */
 	virtq_set_notify(&q->vq, false);
 	q->dev = dev;

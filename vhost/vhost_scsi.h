@@ -67,6 +67,16 @@ void vhost_scsi_pmd_destroy(struct vscsi_pmd *vp);
 /* Poll one vring of the plan; returns the requests started. */
 unsigned int vhost_scsi_poll(
 	struct vscsi_pmd *vp, const struct dp_snapshot *s, const struct dp_sq_ref *ref);
+/* Interrupt mode: the kick eventfd of a queue of the plan (-1: none). */
+int vhost_scsi_kick_fd(const struct dp_snapshot *s, const struct dp_sq_ref *ref);
+/*
+ * Ask the guest to kick (@enable) or not for new requests on a queue. After
+ * enabling, returns true when the queue has work already (no kick will come).
+ */
+bool vhost_scsi_arm(const struct dp_snapshot *s, const struct dp_sq_ref *ref, bool enable);
+/* The thread's io_uring completion eventfd (-1: none). */
+int vhost_scsi_pmd_event_fd(const struct vscsi_pmd *vp);
+
 /*
  * Submit queued I/O, reap completions and publish the used rings (one
  * interrupt per ring at most). Must run before the thread's quiescent state.

@@ -156,7 +156,7 @@ class GuestNetTest(DaemonTestCase):
         self.assertTrue(all(q["rx-packets"] >= PINGS for q in qs), qs)
         self.assertEqual(sum(q["rx-packets"] for q in qs), s_vm["rx"]["packets"], qs)
         self.assertEqual(sum(q["tx-packets"] for q in qs), s_vm["tx"]["packets"], qs)
-        polled = {(x["port"], x["queue"]) for p in pmd for x in p["rxqs"]}
+        polled = {(x["port"], x["queue"]) for p in pmd for x in p["queues"] if x["type"] == "net"}
         self.assertTrue({("vm0", 0), ("vm0", 1), ("tp0", 0)} <= polled, pmd)
         # What the guest sent is what vhostd received from vm0 and sent to tp0;
         # the other way round likewise. No drops anywhere.

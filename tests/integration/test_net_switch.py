@@ -182,7 +182,7 @@ class BridgeTest(DaemonTestCase):
         self.assertEqual(ra["valid"], 1200, ra)
         self.assertEqual(ra["per_queue"], [300, 300, 300, 300], ra)
         pmd = d.rpc("pmd.show")
-        polled = {(x["port"], x["queue"]) for p in pmd for x in p["rxqs"]}
+        polled = {(x["port"], x["queue"]) for p in pmd for x in p["queues"] if x["type"] == "net"}
         self.assertTrue({("a", q) for q in range(4)} <= polled, pmd)
 
     def test_frontend_reconnect(self):

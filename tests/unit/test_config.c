@@ -844,11 +844,11 @@ test_pmd(void **state)
 	assert_true(last >= 0);
 	assert_int_equal(pmd_from("{}", NULL, &p), 0);
 	assert_string_equal(p.cpus_text, "auto");
-	assert_int_equal(p.max_sleep_us, 0);
+	assert_int_equal(p.gov.max_sleep_us, 0);
 	assert_int_equal(CPU_COUNT(&p.cpus), 1);
 	assert_true(CPU_ISSET(last, &p.cpus));
 	assert_int_equal(pmd_from("{\"cpus\": \"auto\", \"max-sleep-us\": 10000}", NULL, &p), 0);
-	assert_int_equal(p.max_sleep_us, 10000);
+	assert_int_equal(p.gov.max_sleep_us, 10000);
 	assert_true(CPU_ISSET(last, &p.cpus));
 
 	snprintf(cpus, sizeof(cpus), "%d,^%d,%d", last, last + 1, last);
@@ -862,9 +862,9 @@ test_pmd(void **state)
 	assert_int_equal(pmd_from("{\"max-sleep-us\": 50}", &p, &q), 0);
 	assert_string_equal(q.cpus_text, p.cpus_text);
 	assert_true(CPU_EQUAL(&q.cpus, &p.cpus));
-	assert_int_equal(q.max_sleep_us, 50);
+	assert_int_equal(q.gov.max_sleep_us, 50);
 	assert_int_equal(pmd_from("{\"cpus\": \"auto\"}", &q, &p), 0);
-	assert_int_equal(p.max_sleep_us, 50);
+	assert_int_equal(p.gov.max_sleep_us, 50);
 
 	assert_int_equal(pmd_from("{\"cpus\": \"0-3,^9x\"}", NULL, &p), -EINVAL);
 	assert_msg_has("pmd: \"cpus\": CPU list \"0-3,^9x\": bad syntax");
@@ -881,8 +881,59 @@ test_pmd(void **state)
 	assert_msg_has("pmd: \"max-sleep-us\" must be between 0 and 10000");
 	assert_int_equal(pmd_from("{\"max-sleep-us\": -1}", NULL, &p), -EINVAL);
 	assert_int_equal(pmd_from("{\"threads\": 2}", NULL, &p), -EINVAL);
-	assert_msg_has("pmd: \"threads\" is not a known member");
+	assert_msg_has("pmd: \"threads\" must be an array");
+	assert_int_equal(pmd_from("{\"workers\": 2}", NULL, &p), -EINVAL);
+	assert_msg_has("pmd: \"workers\" is not a known member");
 	assert_int_equal(pmd_from("[]", NULL, &p), -EINVAL);
+
+	/* The governor: defaults like KVM's halt polling, modes, per-thread overrides. */
+	assert_int_equal(pmd_from("{}", NULL, &p), 0);
+	assert_int_equal(p.gov.mode, PMD_MODE_HALT_POLL);
+	assert_int_equal(p.gov.halt_poll_ns, 500000);
+	assert_int_equal(p.gov.grow, 2);
+	assert_int_equal(p.gov.grow_start_ns, 10000);
+	assert_int_equal(p.gov.shrink, 0);
+	assert_int_equal(p.n_threads, 0);
+	assert_int_equal(pmd_from("{\"mode\": \"interrupt\", \"halt-poll-ns\": 200000, "
+				  "\"halt-poll-grow\": 4, \"halt-poll-shrink\": 2}",
+				 NULL, &p),
+		0);
+	assert_int_equal(p.gov.mode, PMD_MODE_INTERRUPT);
+	assert_int_equal(p.gov.halt_poll_ns, 200000);
+	assert_int_equal(p.gov.grow, 4);
+	assert_int_equal(p.gov.shrink, 2);
+	assert_int_equal(pmd_from("{\"mode\": \"busy\"}", NULL, &p), -EINVAL);
+	assert_msg_has("pmd: \"mode\" must be \"poll\", \"halt-poll\" or \"interrupt\"");
+	assert_int_equal(pmd_from("{\"halt-poll-ns\": 100000001}", NULL, &p), -EINVAL);
+	assert_msg_has("\"halt-poll-ns\" must be between 0 and 100000000");
+	assert_int_equal(pmd_from("{\"threads\": [{\"cpu\": 1, \"mode\": \"poll\"}, "
+				  "{\"cpu\": 0, \"halt-poll-ns\": 0}]}",
+				 NULL, &p),
+		0);
+	assert_int_equal(p.n_threads, 2);
+	assert_int_equal(p.threads[0].cpu, 1);
+	assert_int_equal(p.threads[0].mode, PMD_MODE_POLL);
+	assert_int_equal(p.threads[0].halt_poll_ns, -1);
+	assert_int_equal(p.threads[1].mode, -1);
+	assert_int_equal(p.threads[1].halt_poll_ns, 0);
+	{
+		struct pmd_gov g;
+
+		dp_pmd_gov_of(&p, 1, &g);
+		assert_int_equal(g.mode, PMD_MODE_POLL);
+		assert_int_equal(g.halt_poll_ns, 500000);
+		dp_pmd_gov_of(&p, 0, &g);
+		assert_int_equal(g.mode, PMD_MODE_HALT_POLL);
+		assert_int_equal(g.halt_poll_ns, 0);
+	}
+	assert_int_equal(pmd_from("{\"threads\": [{\"mode\": \"poll\"}]}", NULL, &p), -EINVAL);
+	assert_msg_has("pmd: threads[]: \"cpu\" is required");
+	assert_int_equal(
+		pmd_from("{\"threads\": [{\"cpu\": 1}, {\"cpu\": 1}]}", NULL, &p), -EINVAL);
+	assert_msg_has("appears twice");
+	assert_int_equal(
+		pmd_from("{\"threads\": [{\"cpu\": 1, \"max-sleep-us\": 3}]}", NULL, &p), -EINVAL);
+	assert_msg_has("pmd: threads[]: \"max-sleep-us\" is not a known member");
 }
 
 /* ---- dump / parse round trips --------------------------------------------- */
