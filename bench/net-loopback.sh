@@ -35,6 +35,7 @@ ONLY=
 GEN_CPU=0
 SW_CPU=1
 VHOSTD="$REPO_DIR/build/vhostd"
+PMD_MODE=poll
 TESTPMD=$(command -v dpdk-testpmd || echo /usr/bin/dpdk-testpmd)
 OVS_VSWITCHD=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
 GEN_FWD=io
@@ -67,6 +68,7 @@ Options:
   --testpmd PATH      dpdk-testpmd binary (default $TESTPMD)
   --ovs-vswitchd PATH DPDK-enabled ovs-vswitchd (default $OVS_VSWITCHD)
   --gen-fwd io|mac    generator forwarding mode (default $GEN_FWD)
+  --pmd-mode MODE     vhostd PMD governor: poll (default), halt-poll, interrupt
   --repeat N          measure each switch/size N times, report the best (default $REPEAT)
   --keep              keep the temp dir (logs, configs) after the run
   -h, --help          this help
@@ -89,6 +91,7 @@ while [ $# -gt 0 ]; do
 	--gen-fwd) GEN_FWD=${2:?}; shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	--repeat) REPEAT=${2:?}; shift 2 ;;
+	--pmd-mode) PMD_MODE=${2:?}; shift 2 ;;
 	-h|--help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" ;;
 	esac
@@ -103,6 +106,7 @@ is_num "$WARMUP" || die "--warmup must be a number"
 [ "$GEN_CPU" != "$SW_CPU" ] || die "--gen-cpu and --sw-cpu must differ"
 [[ $GEN_FWD == io || $GEN_FWD == mac ]] || die "--gen-fwd must be io or mac"
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive integer"
+[[ $PMD_MODE =~ ^(poll|halt-poll|interrupt)$ ]] || die "--pmd-mode must be poll, halt-poll or interrupt"
 
 IFS=, read -r -a SIZE_LIST <<<"$SIZES"
 for s in "${SIZE_LIST[@]}"; do
@@ -224,7 +228,7 @@ start_vhostd() {  # mode: bridge|xconnect
 {
   "vhostd": {"run-dir": "$d", "control-socket": "$d/ctl.sock", "mlockall": false},
   "eal": {"file-prefix": "$VHOSTD_PREFIX"},
-  "pmd": {"cpus": "$SW_CPU", "mode": "poll"},
+  "pmd": {"cpus": "$SW_CPU", "mode": "$PMD_MODE"},
   "bridges": [{"name": "br0"}],
   "ports": [
     {"name": "a", "type": "vhost-user", "socket": "$SOCK0", "mode": "server"$pa},

@@ -252,26 +252,23 @@ pmd_watch_plan(struct pmd *p, const struct dp_snapshot *s)
 	p->ep_generation = s->generation;
 }
 
-/* KVM's adaptation: was polling longer worth it, or polling at all? */
-static void
-pmd_adapt_window(struct pmd *p, uint64_t halt_ns)
+uint32_t
+pmd_gov_next_window(const struct pmd_gov *g, uint32_t window_ns, uint64_t halt_ns)
 {
-	uint32_t max = __atomic_load_n(&p->gov.halt_poll_ns, __ATOMIC_RELAXED);
-	uint32_t grow = __atomic_load_n(&p->gov.grow, __ATOMIC_RELAXED);
-	uint32_t shrink = __atomic_load_n(&p->gov.shrink, __ATOMIC_RELAXED);
-	uint64_t w = p->window_ns;
+	uint32_t max = __atomic_load_n(&g->halt_poll_ns, __ATOMIC_RELAXED);
+	uint32_t grow = __atomic_load_n(&g->grow, __ATOMIC_RELAXED);
+	uint32_t shrink = __atomic_load_n(&g->shrink, __ATOMIC_RELAXED);
+	uint64_t w = window_ns;
 
 	if (halt_ns > max) {
+		/* Polling the whole window would not have caught it: poll less. */
 		w = shrink > 1 ? w / shrink : 0;
 	} else if (w < max) {
-		w = w == 0 ? __atomic_load_n(&p->gov.grow_start_ns, __ATOMIC_RELAXED)
+		/* A longer window would have caught it without a halt. */
+		w = w == 0 ? __atomic_load_n(&g->grow_start_ns, __ATOMIC_RELAXED)
 			   : w * (grow > 1 ? grow : 2);
-		if (w > max)
-			w = max;
 	}
-	if (w > max)
-		w = max;
-	p->window_ns = (uint32_t)w;
+	return (uint32_t)(w > max ? max : w);
 }
 
 /*
@@ -329,7 +326,8 @@ pmd_halt(struct pmd *p)
 	c->snap = rcu_dereference(dp_current);
 	pmd_arm(p, c->snap, false);
 	if (__atomic_load_n(&p->gov.mode, __ATOMIC_RELAXED) == PMD_MODE_HALT_POLL)
-		pmd_adapt_window(p, tsc_to_ns(t1 - t0) + p->window_ns);
+		p->window_ns = pmd_gov_next_window(
+			&p->gov, p->window_ns, tsc_to_ns(t1 - t0) + p->window_ns);
 	return 0;
 }
 

@@ -89,6 +89,14 @@ struct pmd {
 	struct pmd_counters ctr; /* written by the thread only */
 };
 
+/*
+ * The poll window after a halt of @halt_ns (poll time included) with window
+ * @window_ns, KVM style: grow (x grow, from grow_start) when the halt was
+ * shorter than halt_poll_ns, shrink (/ shrink, or to 0) when longer; never
+ * above halt_poll_ns.
+ */
+uint32_t pmd_gov_next_window(const struct pmd_gov *g, uint32_t window_ns, uint64_t halt_ns);
+
 struct pmd *pmd_create(uint16_t idx, int cpu, const struct pmd_gov *gov, char *err, size_t errlen);
 int pmd_start(struct pmd *p, char *err, size_t errlen);
 /* Change the governor settings of a running thread (it applies them at once). */
