@@ -74,7 +74,8 @@ class Vhostd:
     _seq = 0
 
     def __init__(self, ports=(), bridges=({"name": "br0"},), xconnects=(), pmd_cpus=None,
-                 max_sleep_us=20, extra=None, workdir=None, scsi=(), luns=()):
+                 max_sleep_us=20, extra=None, workdir=None, scsi=(), luns=(),
+                 pmd_mode=None, pmd_extra=None):
         Vhostd._seq += 1
         self.workdir = workdir or tempfile.mkdtemp(prefix="vhostd-it-")
         self.run_dir = os.path.join(self.workdir, "run")
@@ -96,6 +97,12 @@ class Vhostd:
             self.config["scsi"] = list(scsi)
         if luns:
             self.config["luns"] = list(luns)
+        # PMD governor (README "pmd"): mode, and any other members of the pmd
+        # object (halt-poll-ns, threads, ...); none: the daemon's defaults.
+        if pmd_mode is not None:
+            self.config["pmd"]["mode"] = pmd_mode
+        if pmd_extra:
+            self.config["pmd"].update(pmd_extra)
         if extra:
             self.config.update(extra)
         self.config_path = os.path.join(self.workdir, "vhostd.json")
