@@ -73,6 +73,7 @@ struct opts {
 	uint64_t tag;
 	int events;
 	double timeout;
+	unsigned int gap_ms; /* bench: pause before each resubmission (pacing) */
 };
 
 /* One in-flight request and its fixed buffers in the shared region. */
@@ -812,6 +813,17 @@ run_job(struct ctx *c, double seconds, double *elapsed)
 				struct req *r = ck[i];
 
 				complete(c, r, t);
+				if (issuing && c->o.gap_ms > 0) {
+					/* paced: one request per gap (with --qd 1) */
+					struct timespec gap = {(time_t)(c->o.gap_ms / 1000),
+						(long)(c->o.gap_ms % 1000) * 1000000L};
+
+					nanosleep(&gap, NULL);
+					t = ticks();
+					last_progress = t;
+					if (c->job == JOB_BENCH && t >= tend)
+						issuing = false;
+				}
 				if (issuing && next_op(c, r)) {
 					rw_hdr(c, r);
 					r->t_submit = t;
@@ -1308,6 +1320,7 @@ usage(FILE *f)
 		   "--verbose\n"
 		   "bench:   --rw randread|randwrite|read|write|randrw [--rwmixread PCT]\n"
 		   "         --bs BYTES --qd N --time SECONDS --size BYTES --json\n"
+		   "         --gap-ms N (pause N ms before each resubmission: a paced trickle)\n"
 		   "modes:   --verify [--lba L --blocks N --seed S]\n"
 		   "         --write-pattern SEED --lba L --blocks N [--sync]\n"
 		   "         --read-pattern-check SEED --lba L --blocks N\n"
@@ -1383,6 +1396,7 @@ enum {
 	O_TAG,
 	O_EVENTS,
 	O_TIMEOUT,
+	O_GAP,
 	O_HELP,
 };
 
@@ -1423,6 +1437,7 @@ static const struct option longopts[] = {
 	{"tag", required_argument, NULL, O_TAG},
 	{"events", required_argument, NULL, O_EVENTS},
 	{"timeout", required_argument, NULL, O_TIMEOUT},
+	{"gap-ms", required_argument, NULL, O_GAP},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -1566,6 +1581,9 @@ parse_args(struct opts *o, int argc, char **argv)
 			break;
 		case O_TIMEOUT:
 			o->timeout = strtod(optarg, NULL);
+			break;
+		case O_GAP:
+			o->gap_ms = (unsigned int)strtoul(optarg, NULL, 0);
 			break;
 		case O_HELP:
 		case 'h':

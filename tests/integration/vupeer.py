@@ -304,7 +304,7 @@ class VuPeer:
 
     def send(self, port, dst, count=1, size=64, queue=0, src=None, vlan=None, pcp=None,
              flow=0, burst=None, seq_start=None, timeout_ms=None, window=None,
-             window_ms=None, ethertype=None, corrupt=False, timeout=None):
+             window_ms=None, ethertype=None, corrupt=False, timeout=None, gap_us=None):
         """Send count test frames of size bytes (Ethernet header and VLAN tag
         included, FCS excluded; 60..9000) with seqs seq_start.. on tx queue
         queue (src defaults to the port's MAC). timeout_ms: give up when the
@@ -320,13 +320,17 @@ class VuPeer:
         "other" by the receiver). corrupt=True: flip one payload byte per
         frame (the receiver must count them "invalid").
 
+        gap_us: pacing, at most one burst (of `burst` frames; burst=1: one
+        frame) every gap_us microseconds; give a `timeout` (s) covering
+        count * gap_us.
+
         Returns {"ok","sent","requested","timed_out","window","released"}."""
         return self._cmd("send", timeout=timeout, port=port, queue=queue, count=count,
                          size=size, src=src, dst=dst, vlan=vlan, pcp=pcp, flow=flow,
                          burst=burst, seq_start=seq_start, timeout_ms=timeout_ms,
                          window=window, window_ms=window_ms,
                          ethertype=None if ethertype is None else "0x%04x" % ethertype,
-                         corrupt=1 if corrupt else None)
+                         corrupt=1 if corrupt else None, gap_us=gap_us)
 
     def recv(self, port, expect=None, timeout_ms=None, frames=None, max_ms=None, timeout=None):
         """Frames received on port since the last recv/drain. With expect:

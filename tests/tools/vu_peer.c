@@ -36,12 +36,13 @@
  *   send port=P dst=MAC [queue=0] [count=1] [size=64] [src=port MAC]
  *        [vlan=VID] [pcp=0] [flow=0] [seq_start=0] [burst=32]
  *        [timeout_ms=2000] [window=auto] [window_ms=20] [ethertype=0x88B5]
- *        [corrupt=0]
+ *        [corrupt=0] [gap_us=0]
  *     -> {"ok":true,"sent":n,"requested":N,"timed_out":b,"window":w,
  *         "released":r}
  *     timeout_ms: give up once the tx queue accepted nothing for that long.
  *     window: see cmd_send(); 0 disables it. corrupt=1 flips one payload
- *     byte per frame (to test the checker).
+ *     byte per frame (to test the checker). gap_us: pacing, at most one
+ *     burst (burst=1: one frame) every gap_us microseconds.
  *   recv port=P [expect=N] [timeout_ms=1000] [max_ms=30000] [frames=16]
  *     -> {"ok":true,"port":P,"received":n,"bytes":b,"per_queue":[..],
  *         "valid":v,"invalid":i,"other":o,"flows_dropped":d,
@@ -859,6 +860,7 @@ cmd_send(struct vup_args *args)
 	uint64_t burst = VUP_DEF_BURST, timeout_ms = 2000, seq_start = 0;
 	uint64_t window = UINT64_MAX, window_ms = VUP_DEF_WINDOW_MS;
 	uint64_t ethertype = VUP_ETHERTYPE, corrupt = 0;
+	uint64_t gap_us = 0, next_tx = 0;
 	struct rte_mbuf *pend[VUP_MAX_BURST];
 	uint32_t npend = 0, head = 0, built = 0, sent = 0, l2, fb;
 	uint64_t last_progress, last_rx, rx_seen, released = 0, t, window_bufs;
@@ -880,7 +882,9 @@ cmd_send(struct vup_args *args)
 		arg_u64(args, "window", 0, UINT32_MAX, &window) < 0 ||
 		arg_u64(args, "window_ms", 1, 60000, &window_ms) < 0 ||
 		arg_u64(args, "ethertype", 0x600, 0xffff, &ethertype) < 0 ||
-		arg_u64(args, "corrupt", 0, 1, &corrupt) < 0 || arg_mac(args, "src", &sa.src) < 0)
+		arg_u64(args, "corrupt", 0, 1, &corrupt) < 0 ||
+		arg_u64(args, "gap_us", 0, 60ULL * 1000 * 1000, &gap_us) < 0 ||
+		arg_mac(args, "src", &sa.src) < 0)
 		goto err;
 	r = arg_mac(args, "dst", &sa.dst);
 	if (r < 0)
@@ -939,6 +943,14 @@ cmd_send(struct vup_args *args)
 	if (last_progress - outstanding_ns > window_ms * 1000000ULL)
 		outstanding = 0; /* stale: went elsewhere or got dropped */
 	while (sent < count) {
+		if (npend == 0 && gap_us > 0 && now_ns() < next_tx) {
+			/* Paced: one burst per gap_us; receive meanwhile. */
+			last_progress = now_ns();
+			poll_all();
+			if (force_quit)
+				break;
+			continue;
+		}
 		if (npend == 0) {
 			uint32_t want = (uint32_t)RTE_MIN(burst, count - built);
 
@@ -971,6 +983,12 @@ cmd_send(struct vup_args *args)
 					break;
 				pend[npend++] = m;
 				built++;
+			}
+			if (npend > 0 && gap_us > 0) {
+				/* Next burst one gap later (after a stall: one gap from now). */
+				t = now_ns();
+				next_tx = (next_tx == 0 || t > next_tx + gap_us * 1000ULL ? t : next_tx) +
+					  gap_us * 1000ULL;
 			}
 		}
 		if (npend > 0) {
