@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mac_table.h"
 #include "pmd.h"
+#include "vhost_scsi.h"
 #include "vhostd_version.h"
 
 static struct daemon_conf *g_daemon;
@@ -100,6 +101,22 @@ port_nq(const struct port *p)
 	return nq > DP_MAX_QUEUES ? DP_MAX_QUEUES : nq;
 }
 
+/* The PMD of a queue, its pin, and why a pinned queue is not polled. */
+static void
+queue_place_json(json_t *o, uint16_t pmd, uint16_t pin)
+{
+	json_object_set_new(o, "pmd", pmd < DP_MAX_PMDS ? json_integer(pmd) : json_null());
+	if (pin == 0)
+		return;
+	json_object_set_new(o, "pinned-cpu", json_integer(pin - 1));
+	if (pmd >= DP_MAX_PMDS) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "no PMD on CPU %d", pin - 1);
+		json_object_set_new(o, "not-polled", json_string(why));
+	}
+}
+
 /* Caller holds dp_lock. */
 static json_t *
 port_stats_json(const struct port *p)
@@ -120,6 +137,8 @@ port_stats_json(const struct port *p)
 				    "tx-bytes", (json_int_t)tx.bytes, "tx-drops", (json_int_t)drops,
 				    "rx-enabled", (p->vring_enabled >> (2 * q + 1)) & 1,
 				    "tx-enabled", (p->vring_enabled >> (2 * q)) & 1));
+		queue_place_json(json_array_get(qs, json_array_size(qs) - 1), p->rxq_pmd[q],
+			p->conf.rxq_pin[q]);
 	}
 	dp_port_counters(p, -1, &rx, &tx);
 	return json_pack("{s:s, s:o, s:o, s:o}", "name", p->conf.name, "rx", counters_json(&rx),
@@ -444,19 +463,38 @@ m_xconnect_list(json_t *params, void *arg, struct ctl_error *err)
 
 /* ---- pmd ---------------------------------------------------------------- */
 
+/* Scheduler facts of a queue: load over the window, pin, guest memory node. */
+static void
+queue_sched_json(json_t *o, const uint64_t (*hist)[DP_MAX_QUEUES], uint64_t cycles,
+	uint16_t pin, int vid, uint16_t q)
+{
+	int numa = dp_sched_numa(vid);
+
+	json_object_set_new(o, "load-pct", json_real(dp_sched_queue_load(hist, q)));
+	json_object_set_new(o, "cycles", json_integer((json_int_t)cycles));
+	json_object_set_new(o, "pinned", json_boolean(pin != 0));
+	if (pin != 0)
+		json_object_set_new(o, "pinned-cpu", json_integer(pin - 1));
+	json_object_set_new(o, "numa", numa < 0 ? json_null() : json_integer(numa));
+}
+
 static json_t *
 pmd_queues_json(const struct dp_snapshot *s, uint16_t i)
 {
-	json_t *qs = json_array();
+	json_t *qs = json_array(), *o;
 
 	for (uint16_t r = 0; r < s->pmds[i].n_rxq; r++) {
 		const struct dp_rxq_ref *ref = &s->pmds[i].rxq[r];
 		const struct port *pt = dp.ports[ref->port];
 
-		if (pt != NULL)
-			json_array_append_new(
-				qs, json_pack("{s:s, s:s, s:i}", "type", "net", "port",
-					    pt->conf.name, "queue", ref->queue));
+		if (pt == NULL)
+			continue;
+		o = json_pack("{s:s, s:s, s:i}", "type", "net", "port", pt->conf.name, "queue",
+			ref->queue);
+		queue_sched_json(o, pt->cyc_hist, pt->stats->rx[ref->queue].cycles,
+			pt->conf.rxq_pin[ref->queue],
+			pt->conf.type == PORT_VHOST_USER ? pt->vid : -1, ref->queue);
+		json_array_append_new(qs, o);
 	}
 	for (uint16_t r = 0; r < s->pmds[i].n_sq; r++) {
 		const struct dp_sq_ref *ref = &s->pmds[i].sq[r];
@@ -464,16 +502,68 @@ pmd_queues_json(const struct dp_snapshot *s, uint16_t i)
 
 		if (c == NULL)
 			continue;
-		if (ref->vring < 2)
+		if (ref->vring < 2) {
 			json_array_append_new(
 				qs, json_pack("{s:s, s:s, s:s}", "type", "scsi", "controller",
 					    c->conf.name, "queue", "control"));
-		else
-			json_array_append_new(
-				qs, json_pack("{s:s, s:s, s:i}", "type", "scsi", "controller",
-					    c->conf.name, "queue", ref->vring - 2));
+			continue;
+		}
+		o = json_pack("{s:s, s:s, s:i}", "type", "scsi", "controller", c->conf.name,
+			"queue", ref->vring - 2);
+		queue_sched_json(o, c->cyc_hist, c->qstats[ref->vring - 2].cycles,
+			c->conf.rxq_pin[ref->vring - 2], c->vid, ref->vring - 2);
+		json_array_append_new(qs, o);
 	}
 	return qs;
+}
+
+/* With isolation on, a PMD with pinned queues polls no other; dp_lock held. */
+static bool
+pmd_isolated(int cpu)
+{
+	if (!dp.pmd_conf.isolate)
+		return false;
+	for (int i = 0; i < DP_MAX_PORTS; i++)
+		for (int q = 0; dp.ports[i] != NULL && q < DP_MAX_QUEUES; q++)
+			if (dp.ports[i]->conf.rxq_pin[q] == cpu + 1)
+				return true;
+	for (int i = 0; i < DP_MAX_SCSI; i++)
+		for (int q = 0; dp.scsi[i] != NULL && q < DP_MAX_QUEUES; q++)
+			if (dp.scsi[i]->conf.rxq_pin[q] == cpu + 1)
+				return true;
+	return false;
+}
+
+/* Pinned queues that no PMD polls (no PMD on their CPU); dp_lock held. */
+static json_t *
+unpolled_json(void)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < DP_MAX_PORTS; i++) {
+		const struct port *p = dp.ports[i];
+
+		for (uint16_t q = 0; p != NULL && p->vid >= 0 && q < DP_MAX_QUEUES; q++)
+			if (p->conf.rxq_pin[q] && p->rxq_pmd[q] == DP_NONE &&
+				((p->vring_enabled >> (2 * q + 1)) & 1))
+				json_array_append_new(a,
+					json_pack("{s:s, s:s, s:i, s:i}", "type", "net", "port",
+						p->conf.name, "queue", q, "pinned-cpu",
+						p->conf.rxq_pin[q] - 1));
+	}
+	for (int i = 0; i < DP_MAX_SCSI; i++) {
+		const struct scsi_ctrl *c = dp.scsi[i];
+		uint64_t started = c != NULL ? vhost_scsi_started_vrings(c) : 0;
+
+		for (uint16_t q = 0; c != NULL && q < DP_MAX_QUEUES; q++)
+			if (c->conf.rxq_pin[q] && c->rxq_pmd[q] == DP_NONE &&
+				((started >> (q + 2)) & 1))
+				json_array_append_new(a,
+					json_pack("{s:s, s:s, s:i, s:i}", "type", "scsi",
+						"controller", c->conf.name, "queue", q,
+						"pinned-cpu", c->conf.rxq_pin[q] - 1));
+	}
+	return a;
 }
 
 static json_t *
@@ -486,7 +576,11 @@ m_pmd_show(json_t *params, void *arg, struct ctl_error *err)
 	s = dp_current;
 	for (uint16_t i = 0; i < dp.n_pmd; i++) {
 		const struct pmd *p = dp.pmds[i];
-		const struct pmd_counters *c = &p->ctr;
+		const struct pmd_counters *c;
+
+		if (p == NULL)
+			continue; /* a hole left by a removed thread */
+		c = &p->ctr;
 		uint64_t hz = rte_get_tsc_hz();
 		uint64_t busy_ns = c->busy_cycles * 1000000000.0 / hz;
 		uint64_t idle_ns = c->idle_cycles * 1000000000.0 / hz;
@@ -520,6 +614,10 @@ m_pmd_show(json_t *params, void *arg, struct ctl_error *err)
 		json_object_set_new(o, "poll-hits", json_integer((json_int_t)c->poll_hits));
 		json_object_set_new(o, "poll-misses", json_integer((json_int_t)c->poll_misses));
 		json_object_set_new(o, "halt-races", json_integer((json_int_t)c->halt_races));
+		json_object_set_new(o, "window-s", json_integer(dp_sched_window()));
+		json_object_set_new(o, "window-busy-pct",
+			dp_sched_pmd_busy(i) < 0 ? json_null() : json_real(dp_sched_pmd_busy(i)));
+		json_object_set_new(o, "isolated", json_boolean(pmd_isolated(p->cpu)));
 		json_array_append_new(a, o);
 	}
 	dp_unlock();
@@ -573,6 +671,57 @@ m_pmd_set(json_t *params, void *arg, struct ctl_error *err)
 	res = config_dump_pmd(&c);
 out:
 	json_decref(p);
+	return res;
+}
+
+static json_t *
+pmd_name_of(uint16_t i)
+{
+	/* PMDs are named by id; "to" may name no PMD (a pin to a CPU without one). */
+	return i == DP_NONE ? json_null() : json_integer(i);
+}
+
+/*
+ * pmd.rebalance {"dry-run": bool}: assign queues by measured load. Applied
+ * unless dry-run (an explicit request forces it past the improvement
+ * threshold, which the automatic rebalance must meet).
+ */
+static json_t *
+m_pmd_rebalance(json_t *params, void *arg, struct ctl_error *err)
+{
+	static const char *const keys[] = {"dry-run", NULL};
+	struct dp_sched_result r;
+	json_t *dry, *res, *moves;
+
+	if (params != NULL && (need_object(params, err) < 0 ||
+				      only_members(params, "pmd.rebalance", keys, err) < 0))
+		return NULL;
+	dry = params != NULL ? json_object_get(params, "dry-run") : NULL;
+	if (dry != NULL && !json_is_boolean(dry)) {
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL,
+			"pmd.rebalance: \"dry-run\" must be true or false");
+		return NULL;
+	}
+	if (dp_sched_rebalance(dry != NULL && json_is_true(dry), true, &r, err) < 0)
+		return NULL;
+	moves = json_array();
+	dp_lock();
+	for (uint16_t i = 0; i < r.n_moves; i++) {
+		const struct dp_sched_move *m = &r.moves[i];
+		const char *name = m->scsi ? (dp.scsi[m->obj] ? dp.scsi[m->obj]->conf.name : "?")
+					   : (dp.ports[m->obj] ? dp.ports[m->obj]->conf.name : "?");
+
+		json_array_append_new(moves,
+			json_pack("{s:s, s:s, s:i, s:o, s:o}", "type", m->scsi ? "scsi" : "net",
+				m->scsi ? "controller" : "port", name, "queue", m->queue,
+				"from-pmd", pmd_name_of(m->from), "to-pmd", pmd_name_of(m->to)));
+	}
+	res = json_pack("{s:o, s:f, s:f, s:b, s:b, s:i, s:o}", "moves", moves, "variance-before",
+		r.var_before, "variance-after", r.var_after, "applied", r.applied, "dry-run",
+		dry != NULL && json_is_true(dry), "window-s", (int)r.window_s, "not-polled",
+		unpolled_json());
+	dp_unlock();
+	free(r.moves);
 	return res;
 }
 
@@ -640,8 +789,7 @@ scsi_show_json(const struct scsi_ctrl *c)
 		v = scsi_counters_json(&qc);
 		json_object_set_new(v, "queue", json_integer(q));
 		json_object_set_new(v, "enabled", json_boolean(scsi_rq_ready(c, q)));
-		json_object_set_new(v, "pmd",
-			c->rxq_pmd[q] == DP_NONE ? json_null() : json_integer(c->rxq_pmd[q]));
+		queue_place_json(v, c->rxq_pmd[q], c->conf.rxq_pin[q]);
 		json_array_append_new(qs, v);
 	}
 	snprintf(feat, sizeof(feat), "0x%" PRIx64, c->features);
@@ -1036,6 +1184,7 @@ static const struct {
 	{"xconnect.list", m_xconnect_list},
 	{"pmd.show", m_pmd_show},
 	{"pmd.set", m_pmd_set},
+	{"pmd.rebalance", m_pmd_rebalance},
 	{"scsi.add", m_scsi_add},
 	{"scsi.del", m_scsi_del},
 	{"scsi.list", m_scsi_list},

@@ -82,6 +82,8 @@ static const char usage_text[] =
 	"  pmd show                         PMD threads, their rx queues and load\n"
 	"  pmd set [cpus=LIST] [mode=poll|halt-poll|interrupt] [halt-poll-ns=N] [max-sleep-us=N]\n"
 	"  pmd set cpu=N mode=MODE [halt-poll-ns=N]   (one thread only)\n"
+	"  pmd set ... [--live] [--config]  --config: also save the config file\n"
+	"  pmd rebalance [--dry-run]        assign rx queues to PMDs by measured load\n"
 	"                                   change the PMD CPUs (e.g. cpus=1-3,^2)\n"
 	"  stats [PORT] [--watch [SECS]]    port counters; --watch redraws the\n"
 	"                                   rates every SECS (default 1)\n"
@@ -1217,21 +1219,93 @@ pmd_show(const struct opts *o)
 			if (port == NULL)
 				port = json_string_value(json_object_get(q, "controller"));
 			port = port ? port : "?";
-			printf("  %s: %s%*s  queue-id: %s\n", kind, port, (int)(pw - width(port)),
-				"", qid);
+			printf("  %s: %s%*s  queue-id: %2s%s", kind, port, (int)(pw - width(port)),
+				"", qid,
+				json_is_true(json_object_get(q, "pinned")) ? " (pinned)" : "");
+			if (json_object_get(q, "load-pct") != NULL)
+				printf("  pmd usage: %3.0f %%",
+					json_number_value(json_object_get(q, "load-pct")));
+			printf("\n");
 			free(qid);
 		}
 	}
 	json_decref(result);
+	/* Pinned queues without a PMD on their CPU (OVS: "not polled"). */
+	if (rpc(o, "pmd.rebalance", json_pack("{s:b}", "dry-run", 1), &result) == 0) {
+		json_array_foreach(json_object_get(result, "not-polled"), i, q) {
+			const char *n = json_string_value(json_object_get(q, "port"));
+
+			printf("%s: %s  queue-id: %" JSON_INTEGER_FORMAT
+			       "  not polled: no PMD on CPU %" JSON_INTEGER_FORMAT "\n",
+				n ? "port" : "scsi",
+				n ? n : json_string_value(json_object_get(q, "controller")),
+				jint(json_object_get(q, "queue")),
+				jint(json_object_get(q, "pinned-cpu")));
+		}
+		json_decref(result);
+	}
 	return 0;
 }
 
 static int
+pmd_rebalance(const struct opts *o, int argc, char **argv)
+{
+	json_t *result, *m;
+	bool dry = false;
+	size_t i;
+
+	for (int k = 0; k < argc; k++) {
+		if (strcmp(argv[k], "--dry-run") != 0)
+			return usage_error("pmd rebalance [--dry-run]");
+		dry = true;
+	}
+	if (rpc(o, "pmd.rebalance", json_pack("{s:b}", "dry-run", dry), &result))
+		return 1;
+	if (o->json)
+		return finish(o, result);
+	json_array_foreach(json_object_get(result, "moves"), i, m) {
+		const char *n = json_string_value(json_object_get(m, "port"));
+		char *from = vstr(json_object_get(m, "from-pmd"));
+		char *to = vstr(json_object_get(m, "to-pmd"));
+
+		printf("%s %s %s queue %" JSON_INTEGER_FORMAT ": pmd %s -> pmd %s\n",
+			dry ? "would move" : "moved", n ? "port" : "scsi",
+			n ? n : json_string_value(json_object_get(m, "controller")),
+			jint(json_object_get(m, "queue")), from ? from : "-", to ? to : "-");
+		free(from);
+		free(to);
+	}
+	printf("load variance (over %" JSON_INTEGER_FORMAT " s): %.1f -> %.1f; %s\n",
+		jint(json_object_get(result, "window-s")),
+		json_number_value(json_object_get(result, "variance-before")),
+		json_number_value(json_object_get(result, "variance-after")),
+		json_is_true(json_object_get(result, "applied"))
+			? "applied"
+			: (json_array_size(json_object_get(result, "moves")) ? "not applied"
+									     : "nothing to move"));
+	json_decref(result);
+	return 0;
+}
+
+/*
+ * pmd set [--live] [--config] KEY=VALUE...: --live (the default) changes the
+ * running daemon; --config also saves the resulting configuration to the
+ * daemon's config file (config.save), like virsh's --live --config.
+ */
+static int
 pmd_set(const struct opts *o, int argc, char **argv)
 {
-	json_t *params, *result;
-	int rc;
+	json_t *params, *result, *saved;
+	bool persist = false;
+	int rc, n = 0;
 
+	for (int k = 0; k < argc; k++) {
+		if (strcmp(argv[k], "--config") == 0)
+			persist = true;
+		else if (strcmp(argv[k], "--live") != 0)
+			argv[n++] = argv[k];
+	}
+	argc = n;
 	rc = parse_kv(argc, argv, &params);
 	if (rc != 0)
 		return rc;
@@ -1241,7 +1315,17 @@ pmd_set(const struct opts *o, int argc, char **argv)
 			"pmd set: nothing to set (cpus=LIST, mode=MODE, halt-poll-ns=N, ...)");
 	}
 	rc = rpc(o, "pmd.set", params, &result);
-	return rc ? rc : finish(o, result);
+	if (rc || !persist)
+		return rc ? rc : finish(o, result);
+	if (rpc(o, "config.save", json_object(), &saved)) {
+		json_decref(result);
+		return 1;
+	}
+	if (!o->json)
+		printf("configuration saved to %s\n",
+			json_string_value(json_object_get(saved, "path")));
+	json_decref(saved);
+	return finish(o, result);
 }
 
 /* ---- stats ------------------------------------------------------------ */
@@ -1652,6 +1736,8 @@ run(const struct opts *o, int argc, char **argv)
 	}
 	if (strcmp(cmd, "pmd") == 0 && argc >= 2 && strcmp(argv[1], "set") == 0)
 		return pmd_set(o, argc - 2, argv + 2);
+	if (strcmp(cmd, "pmd") == 0 && argc >= 2 && strcmp(argv[1], "rebalance") == 0)
+		return pmd_rebalance(o, argc - 2, argv + 2);
 	if (strcmp(cmd, "stats") == 0)
 		return cmd_stats(o, argc - 1, argv + 1);
 	if (strcmp(cmd, "config") == 0 && argc == 2 && strcmp(argv[1], "show") == 0) {

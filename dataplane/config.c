@@ -14,6 +14,7 @@
 #include "ctl_server.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "queue_sched.h"
 
 #define DEFAULT_MTU 1500
 #define DEFAULT_MAC_AGING_S 300
@@ -301,6 +302,45 @@ config_parse_daemon(json_t *doc, struct daemon_conf *d, struct ctl_error *err)
 	return 0;
 }
 
+/* "rxq-affinity": "Q:CPU,..." (null or "": no pins) into CPU + 1 per queue. */
+static int
+get_affinity(json_t *obj, const char *what, uint16_t *pins, struct ctl_error *err)
+{
+	json_t *v = json_object_get(obj, "rxq-affinity");
+	int cpu[DP_MAX_QUEUES];
+	char msg[160];
+
+	if (v == NULL)
+		return 0;
+	if (json_is_null(v)) {
+		memset(pins, 0, sizeof(*pins) * DP_MAX_QUEUES);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return bad(err, what, "rxq-affinity", "must be a string like \"0:3,1:7\"");
+	if (sched_parse_affinity(json_string_value(v), cpu, DP_MAX_QUEUES, msg, sizeof(msg)) < 0) {
+		ctl_error_set(err, JSONRPC_INVALID_PARAMS, EINVAL, "%s: \"rxq-affinity\": %s", what,
+			msg);
+		return -EINVAL;
+	}
+	for (int q = 0; q < DP_MAX_QUEUES; q++)
+		pins[q] = cpu[q] < 0 ? 0 : (uint16_t)(cpu[q] + 1);
+	return 0;
+}
+
+static void
+dump_affinity(json_t *o, const uint16_t *pins)
+{
+	int cpu[DP_MAX_QUEUES];
+	char text[256];
+
+	for (int q = 0; q < DP_MAX_QUEUES; q++)
+		cpu[q] = (int)pins[q] - 1;
+	sched_format_affinity(cpu, DP_MAX_QUEUES, text, sizeof(text));
+	if (text[0] != '\0')
+		json_object_set_new(o, "rxq-affinity", json_string(text));
+}
+
 /* ---- ports -------------------------------------------------------------- */
 
 static const char *const port_type_names[PORT_TYPE_MAX] = {
@@ -314,7 +354,8 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 	struct port_conf *out, struct ctl_error *err)
 {
 	static const char *const keys[] = {"name", "type", "socket", "mode", "queues", "bridge",
-		"tag", "trunks", "mac", "mtu", "csum", "mrg-rxbuf", "admin-state", NULL};
+		"tag", "trunks", "mac", "mtu", "csum", "mrg-rxbuf", "admin-state",
+		"rxq-affinity", NULL};
 	char what[64] = "port", mode[16] = "", type[16] = "", mac[32] = "", state[8] = "";
 	json_t *trunks;
 	long long n;
@@ -413,6 +454,8 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 	}
 	if (out->tag != 0 && out->has_trunks)
 		return bad(err, what, "tag", "and \"trunks\" cannot both be set");
+	if (get_affinity(obj, what, out->rxq_pin, err) < 0)
+		return -EINVAL;
 	if (json_object_get(obj, "mac") != NULL) {
 		out->has_mac = mac[0] != '\0';
 		if (out->has_mac && parse_mac(mac, out->mac) < 0)
@@ -457,6 +500,7 @@ config_dump_port(const struct port_conf *c)
 	}
 	json_object_set_new(o, "mtu", json_integer(c->mtu));
 	json_object_set_new(o, "admin-state", json_string(c->admin_up ? "up" : "down"));
+	dump_affinity(o, c->rxq_pin);
 	return o;
 }
 
@@ -610,7 +654,9 @@ config_parse_pmd(
 	json_t *obj, const struct pmd_conf *base, struct pmd_conf *out, struct ctl_error *err)
 {
 	static const char *const keys[] = {"cpus", "mode", "max-sleep-us", "halt-poll-ns",
-		"halt-poll-grow", "halt-poll-grow-start-ns", "halt-poll-shrink", "threads", NULL};
+		"halt-poll-grow", "halt-poll-grow-start-ns", "halt-poll-shrink", "threads", "isolate",
+		"auto-rebalance", "rebalance-interval-s", "rebalance-improvement-pct",
+		"rebalance-load-threshold-pct", NULL};
 	static const struct {
 		const char *key;
 		long long min, max;
@@ -639,6 +685,36 @@ config_parse_pmd(
 		out->gov.grow = PMD_GROW_DEFAULT;
 		out->gov.grow_start_ns = PMD_GROW_START_NS_DEFAULT;
 		out->gov.shrink = PMD_SHRINK_DEFAULT;
+		/* OVS: pmd-rxq-isolate=true, pmd-auto-lb-*: 1 min, 25 %, 95 %. */
+		out->isolate = true;
+		out->rebalance_interval_s = 60;
+		out->rebalance_improvement = 25;
+		out->rebalance_load_threshold = 95;
+	}
+	if (get_bool(obj, "pmd", "isolate", &out->isolate, err) < 0 ||
+		get_bool(obj, "pmd", "auto-rebalance", &out->auto_rebalance, err) < 0)
+		return -EINVAL;
+	{
+		static const struct {
+			const char *key;
+			long long min, max;
+			size_t off;
+		} sch[] = {
+			{"rebalance-interval-s", 1, 86400,
+				offsetof(struct pmd_conf, rebalance_interval_s)},
+			{"rebalance-improvement-pct", 0, 100,
+				offsetof(struct pmd_conf, rebalance_improvement)},
+			{"rebalance-load-threshold-pct", 0, 100,
+				offsetof(struct pmd_conf, rebalance_load_threshold)},
+		};
+
+		for (size_t i = 0; i < RTE_DIM(sch); i++) {
+			rc = get_uint(obj, "pmd", sch[i].key, sch[i].min, sch[i].max, &n, err);
+			if (rc < 0)
+				return rc;
+			if (rc > 0)
+				*(uint32_t *)((char *)out + sch[i].off) = (uint32_t)n;
+		}
 	}
 	if (get_str(obj, "pmd", "cpus", out->cpus_text, sizeof(out->cpus_text), false, err) < 0)
 		return -EINVAL;
@@ -703,6 +779,13 @@ config_dump_pmd(const struct pmd_conf *c)
 		}
 		json_object_set_new(o, "threads", a);
 	}
+	json_object_set_new(o, "isolate", json_boolean(c->isolate));
+	json_object_set_new(o, "auto-rebalance", json_boolean(c->auto_rebalance));
+	json_object_set_new(o, "rebalance-interval-s", json_integer(c->rebalance_interval_s));
+	json_object_set_new(
+		o, "rebalance-improvement-pct", json_integer(c->rebalance_improvement));
+	json_object_set_new(
+		o, "rebalance-load-threshold-pct", json_integer(c->rebalance_load_threshold));
 	return o;
 }
 
@@ -712,7 +795,8 @@ int
 config_parse_scsi(json_t *obj, const char *run_dir, struct scsi_conf *out, struct ctl_error *err)
 {
 	static const char *const keys[] = {
-		"name", "socket", "mode", "queues", "max-sectors", "cmd-per-lun", NULL};
+		"name", "socket", "mode", "queues", "max-sectors", "cmd-per-lun", "rxq-affinity",
+		NULL};
 	char what[64] = "scsi", mode[16];
 	long long n;
 	int rc;
@@ -754,15 +838,21 @@ config_parse_scsi(json_t *obj, const char *run_dir, struct scsi_conf *out, struc
 		return rc;
 	if (rc > 0)
 		out->cmd_per_lun = (uint32_t)n;
+	if (get_affinity(obj, what, out->rxq_pin, err) < 0)
+		return -EINVAL;
 	return 0;
 }
 
 json_t *
 config_dump_scsi(const struct scsi_conf *c)
 {
-	return json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "name", c->name, "socket", c->socket,
-		"mode", c->client ? "client" : "server", "queues", c->queues, "max-sectors",
-		(json_int_t)c->max_sectors, "cmd-per-lun", (json_int_t)c->cmd_per_lun);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "name", c->name, "socket",
+		c->socket, "mode", c->client ? "client" : "server", "queues", c->queues,
+		"max-sectors", (json_int_t)c->max_sectors, "cmd-per-lun",
+		(json_int_t)c->cmd_per_lun);
+
+	dump_affinity(o, c->rxq_pin);
+	return o;
 }
 
 static const char *const lun_backend_names[] = {

@@ -151,17 +151,6 @@ dp_port_xconnect(const struct port *p)
 
 /* ---- snapshot ----------------------------------------------------------- */
 
-static uint16_t
-least_loaded_pmd(const struct dp_snapshot *s)
-{
-	uint16_t best = 0;
-
-	for (uint16_t i = 1; i < s->n_pmd; i++)
-		if (s->pmds[i].n_rxq + s->pmds[i].n_sq < s->pmds[best].n_rxq + s->pmds[best].n_sq)
-			best = i;
-	return best;
-}
-
 static void
 plan_rxqs(struct dp_snapshot *s, struct port *p)
 {
@@ -169,7 +158,12 @@ plan_rxqs(struct dp_snapshot *s, struct port *p)
 
 	if (nq > DP_MAX_QUEUES)
 		nq = DP_MAX_QUEUES;
-	/* First keep every queue where it was, then place the new ones. */
+	int numa = p->conf.type == PORT_VHOST_USER ? dp_sched_numa(p->vid) : -1;
+
+	/*
+	 * First keep every queue where it was (pinned ones go to their CPU),
+	 * then place the new ones (datapath_sched.c).
+	 */
 	for (int pass = 0; pass < 2; pass++) {
 		for (uint16_t q = 0; q < nq; q++) {
 			uint16_t pmd = p->rxq_pmd[q];
@@ -177,14 +171,15 @@ plan_rxqs(struct dp_snapshot *s, struct port *p)
 
 			if (!(p->vring_enabled & (1ULL << (2 * q + 1))))
 				continue;
-			if (pass == 0 && (pmd == DP_NONE || pmd >= s->n_pmd))
+			if (pmd == DP_PARKED)
+				continue; /* moving: nobody polls it for a grace period */
+			if ((pass == 0) != (p->conf.rxq_pin[q] != 0 || pmd < s->n_pmd))
 				continue;
-			if (pass == 1) {
-				if (pmd != DP_NONE && pmd < s->n_pmd)
-					continue;
-				pmd = least_loaded_pmd(s);
-				p->rxq_pmd[q] = pmd;
-			}
+			pmd = dp_sched_place(pmd, numa, p->conf.rxq_pin[q],
+				pass == 0 ? DP_PLACE_STICKY : DP_PLACE_NEW);
+			p->rxq_pmd[q] = pmd;
+			if (pmd == DP_NONE)
+				continue; /* pinned to a CPU without a PMD: reported by show */
 			plan = &s->pmds[pmd];
 			if (plan->n_rxq >= DP_MAX_RXQ_PER_PMD) {
 				VLOG_WARN("port %s: pmd %u polls too many queues; queue %u not "
@@ -230,6 +225,7 @@ dp_publish(void)
 	}
 	s->generation = ++dp_generation;
 	s->n_pmd = dp.n_pmd;
+	dp_sched_begin(s);
 	for (int i = 0; i < DP_MAX_BRIDGES; i++)
 		s->bridges[i].br = dp.bridges[i];
 	for (int i = 0; i < DP_MAX_PORTS; i++) {
@@ -770,6 +766,7 @@ pmds_stop_all(void)
 	for (int i = 0; i < DP_MAX_PMDS; i++) {
 		pmd_destroy(dp.pmds[i]);
 		dp.pmds[i] = NULL;
+		dp_sched_pmd_reset((uint16_t)i);
 	}
 	for (int i = 0; i < DP_MAX_PORTS; i++)
 		if (dp.ports[i] != NULL)
@@ -777,35 +774,96 @@ pmds_stop_all(void)
 				dp.ports[i]->rxq_pmd[q] = DP_NONE;
 }
 
+/* Start a thread on @cpu in the first free slot; returns the slot. */
 static int
-pmds_start(const struct pmd_conf *c, char *msg, size_t len)
+pmd_add(const struct pmd_conf *c, int cpu, char *msg, size_t len)
 {
-	uint16_t n = 0;
-	int rc;
+	struct pmd_gov gov;
+	struct pmd *p;
+	int slot, rc;
 
-	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-		if (!CPU_ISSET(cpu, &c->cpus))
+	for (slot = 0; slot < DP_MAX_PMDS && dp.pmds[slot] != NULL; slot++)
+		;
+	if (slot == DP_MAX_PMDS) {
+		snprintf(msg, len, "at most %d PMD threads", DP_MAX_PMDS);
+		return -EINVAL;
+	}
+	dp_pmd_gov_of(c, cpu, &gov);
+	p = pmd_create((uint16_t)slot, cpu, &gov, msg, len);
+	if (p == NULL)
+		return -ENOMEM;
+	rc = pmd_start(p, msg, len);
+	if (rc < 0) {
+		pmd_destroy(p);
+		return rc;
+	}
+	dp_sched_pmd_reset((uint16_t)slot);
+	dp.pmds[slot] = p;
+	if (slot >= dp.n_pmd)
+		dp.n_pmd = (uint16_t)(slot + 1);
+	return slot;
+}
+
+/* Join and free the threads marked leaving; they poll nothing any more. */
+static void
+pmds_reap_leaving(void)
+{
+	for (uint16_t i = 0; i < dp.n_pmd; i++) {
+		if (dp.pmds[i] == NULL || !dp_sched_pmd_is_leaving(i))
 			continue;
-		if (n == DP_MAX_PMDS) {
-			snprintf(msg, len, "at most %d PMD threads", DP_MAX_PMDS);
-			return -EINVAL;
-		}
-		struct pmd_gov gov;
-
-		dp_pmd_gov_of(c, cpu, &gov);
-		dp.pmds[n] = pmd_create(n, cpu, &gov, msg, len);
-		if (dp.pmds[n] == NULL)
-			return -ENOMEM;
-		n++;
+		pmd_destroy(dp.pmds[i]);
+		dp.pmds[i] = NULL;
+		dp_sched_pmd_reset(i);
 	}
-	for (uint16_t i = 0; i < n; i++) {
-		rc = pmd_start(dp.pmds[i], msg, len);
-		if (rc < 0)
-			return rc;
-	}
-	dp.n_pmd = n;
+	while (dp.n_pmd > 0 && dp.pmds[dp.n_pmd - 1] == NULL)
+		dp.n_pmd--;
 	dp_publish();
-	return 0;
+}
+
+/*
+ * Take every queue off the threads marked leaving: scsi queues are drained
+ * and restarted elsewhere, net rx queues move with the next snapshot
+ * (ethdev queues after a grace period with no poller).
+ */
+static void
+pmds_evacuate(void)
+{
+	uint64_t paused[DP_MAX_SCSI] = {0};
+	bool parked = false;
+
+	for (int i = 0; i < DP_MAX_SCSI; i++) {
+		struct scsi_ctrl *c = dp.scsi[i];
+
+		for (int q = 0; c != NULL && q < DP_MAX_QUEUES; q++)
+			if (c->rxq_pmd[q] < dp.n_pmd && dp_sched_pmd_is_leaving(c->rxq_pmd[q]))
+				paused[i] |= 1ULL << (q + 2) | (q == 0);
+		if (paused[i])
+			vhost_scsi_pause(c, paused[i]);
+	}
+	for (int i = 0; i < DP_MAX_PORTS; i++) {
+		struct port *p = dp.ports[i];
+
+		for (int q = 0; p != NULL && p->conf.type != PORT_VHOST_USER && q < DP_MAX_QUEUES;
+			q++)
+			if (p->rxq_pmd[q] < dp.n_pmd && dp_sched_pmd_is_leaving(p->rxq_pmd[q])) {
+				p->rxq_pmd[q] = DP_PARKED;
+				parked = true;
+			}
+	}
+	dp_publish();
+	if (parked) {
+		dp_wait_grace();
+		for (int i = 0; i < DP_MAX_PORTS; i++)
+			for (int q = 0; dp.ports[i] != NULL && q < DP_MAX_QUEUES; q++)
+				if (dp.ports[i]->rxq_pmd[q] == DP_PARKED)
+					dp.ports[i]->rxq_pmd[q] = DP_NONE;
+		dp_publish();
+	}
+	/* No PMD uses a plan with the leaving threads' queues any more. */
+	dp_wait_grace();
+	for (int i = 0; i < DP_MAX_SCSI; i++)
+		if (paused[i] && dp.scsi[i] != NULL)
+			vhost_scsi_resume(dp.scsi[i]);
 }
 
 void
@@ -826,45 +884,70 @@ int
 dp_pmd_set(const struct pmd_conf *c, struct ctl_error *err)
 {
 	char msg[200] = "";
-	int rc;
+	bool keep[CPU_SETSIZE] = {false}, leaving = false;
+	int added[DP_MAX_PMDS], n_added = 0, rc;
 
 	dp_lock();
-	if (dp.pmd_configured && CPU_EQUAL(&c->cpus, &dp.pmd_conf.cpus)) {
-		/* Only governor settings change: the threads apply them live. */
-		for (int i = 0; i < dp.n_pmd; i++) {
-			struct pmd_gov gov;
-
-			dp_pmd_gov_of(c, dp.pmds[i]->cpu, &gov);
-			pmd_set_gov(dp.pmds[i], &gov);
-		}
-		dp.pmd_conf = *c;
-		dp_unlock();
-		return 0;
-	}
 	/*
-	 * Old threads stop before new ones start: a queue never has two pollers.
-	 * scsi commands in flight complete on the io_uring of the thread that
-	 * started them: let them finish while the old threads still run.
+	 * Incremental: threads whose CPU stays keep running (with the new
+	 * governor settings), new CPUs get new threads, and the queues of
+	 * removed CPUs move before their threads stop. Only the queues that
+	 * move see a pause (scsi: the drain of their commands in flight).
 	 */
-	vhost_scsi_quiesce(true);
-	pmds_stop_all();
-	rc = pmds_start(c, msg, sizeof(msg));
-	if (rc < 0) {
-		char again[200];
+	for (uint16_t i = 0; i < dp.n_pmd; i++) {
+		struct pmd *p = dp.pmds[i];
+		struct pmd_gov gov;
 
-		pmds_stop_all();
-		if (dp.pmd_configured && pmds_start(&dp.pmd_conf, again, sizeof(again)) < 0)
-			VLOG_ERR("pmd: cannot restore the previous threads: %s", again);
-		vhost_scsi_quiesce(false);
-		dp_unlock();
-		ctl_error_set(err, 0, -rc, "pmd: %s", msg);
-		return rc;
+		if (p == NULL)
+			continue;
+		if (dp.pmd_configured && CPU_ISSET(p->cpu, &c->cpus)) {
+			keep[p->cpu] = true;
+			dp_pmd_gov_of(c, p->cpu, &gov);
+			pmd_set_gov(p, &gov);
+		} else {
+			leaving = true;
+		}
 	}
-	vhost_scsi_quiesce(false);
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &c->cpus) || keep[cpu])
+			continue;
+		rc = pmd_add(c, cpu, msg, sizeof(msg));
+		if (rc < 0) {
+			/* Undo: the new threads have no queue yet. */
+			for (int k = 0; k < n_added; k++)
+				dp_sched_pmd_leaving((uint16_t)added[k], true);
+			pmds_reap_leaving();
+			if (dp.pmd_configured)
+				for (uint16_t i = 0; i < dp.n_pmd; i++) {
+					struct pmd_gov gov;
+
+					if (dp.pmds[i] == NULL)
+						continue;
+					dp_pmd_gov_of(&dp.pmd_conf, dp.pmds[i]->cpu, &gov);
+					pmd_set_gov(dp.pmds[i], &gov);
+				}
+			dp_unlock();
+			ctl_error_set(err, 0, -rc, "pmd: %s", msg);
+			return rc;
+		}
+		added[n_added++] = rc;
+	}
+	/* Isolation and pins are judged with the new settings. */
 	dp.pmd_conf = *c;
 	dp.pmd_configured = true;
+	if (leaving) {
+		for (uint16_t i = 0; i < dp.n_pmd; i++)
+			if (dp.pmds[i] != NULL && !keep[dp.pmds[i]->cpu] &&
+				!CPU_ISSET(dp.pmds[i]->cpu, &c->cpus))
+				dp_sched_pmd_leaving(i, true);
+		pmds_evacuate();
+		pmds_reap_leaving();
+	} else {
+		dp_publish();
+	}
 	dp_unlock();
-	VLOG_INFO("pmd: %u thread(s) on CPUs %s", dp.n_pmd, c->cpus_text);
+	if (n_added > 0 || leaving)
+		VLOG_INFO("pmd: %d thread(s) added, on CPUs %s now", n_added, c->cpus_text);
 	return 0;
 }
 

@@ -42,6 +42,10 @@ struct rte_mempool;
 #define DP_SCSI_MAX_LUNS 64    /* LUNs per controller */
 #define DP_SCSI_MAX_TARGET 255 /* target ids 0..255 (virtio-scsi: one byte) */
 #define DP_SCSI_MAX_LUN 255    /* LUN ids 0..255 per target */
+/* Load is measured over the last DP_SCHED_WINDOW_S one-second ticks. */
+#define DP_SCHED_WINDOW_S 10
+#define DP_SCHED_SAMPLES (DP_SCHED_WINDOW_S + 1)
+#define DP_PARKED 0xfffe /* rxq_pmd: polled by nobody while it moves */
 
 enum port_type {
 	PORT_VHOST_USER,
@@ -84,6 +88,8 @@ struct port_conf {
 	bool csum;      /* virtio-net checksum offload */
 	bool mrg_rxbuf; /* mergeable receive buffers */
 	bool admin_up;
+	/* "rxq-affinity": CPU + 1 per rx queue, 0: not pinned (zeroed = none). */
+	uint16_t rxq_pin[DP_MAX_QUEUES];
 };
 
 struct bridge_conf {
@@ -105,6 +111,7 @@ struct scsi_conf {
 	uint16_t queues;          /* request queues offered (config num_queues) */
 	uint32_t max_sectors;     /* config space: 512-byte sectors per command */
 	uint32_t cmd_per_lun;     /* config space: queue depth per LUN */
+	uint16_t rxq_pin[DP_MAX_QUEUES]; /* "rxq-affinity": CPU + 1, 0: not pinned */
 };
 
 /* A LUN: a backend placed at controller/target/lun (libvirt's bus is 0). */
@@ -128,6 +135,12 @@ struct pmd_conf {
 	struct pmd_gov gov; /* every thread's, unless overridden below */
 	uint16_t n_threads;
 	struct pmd_thread_conf threads[DP_MAX_PMDS];
+	/* Queue scheduler (dataplane/queue_sched.h). */
+	bool isolate;                      /* PMDs with pinned queues poll nothing else */
+	bool auto_rebalance;               /* rebalance from the 1 s tick */
+	uint32_t rebalance_interval_s;     /* auto: at most this often */
+	uint32_t rebalance_improvement;    /* % of variance a rebalance must remove */
+	uint32_t rebalance_load_threshold; /* auto: only when a PMD is this busy (%) */
 };
 
 /* Counters of one queue, written by one PMD thread only. */
@@ -136,6 +149,7 @@ struct dp_counters {
 	uint64_t bytes;
 	uint64_t errors;
 	uint64_t drops[DROP_MAX];
+	uint64_t cycles; /* rx: TSC cycles of polls that got frames, tx flush included */
 } __rte_cache_aligned;
 
 struct port_stats {
@@ -159,6 +173,8 @@ struct port {
 	uint16_t rxq_pmd[DP_MAX_QUEUES];
 	struct port_stats *stats;   /* hugepage memory, freed after a grace period */
 	struct port_stats *cleared; /* baseline of stats.clear, control thread only */
+	/* rx cycles per queue at the last ticks (datapath_sched.c). */
+	uint64_t cyc_hist[DP_SCHED_SAMPLES][DP_MAX_QUEUES];
 };
 
 /* Counters of one scsi request queue, written by one PMD thread only. */
@@ -168,6 +184,7 @@ struct scsi_queue_counters {
 	uint64_t bad_chains; /* requests failed for a malformed descriptor chain */
 	uint64_t errors;     /* commands that ended in CHECK CONDITION */
 	uint64_t inflight;   /* started - completed (for show) */
+	uint64_t cycles;     /* TSC cycles of polls that started work (see pmd.c) */
 } __rte_cache_aligned;
 
 struct vhost_scsi_dev; /* vhost_scsi.c private state of a connection */
@@ -187,6 +204,7 @@ struct scsi_ctrl {
 	uint16_t rxq_pmd[DP_MAX_QUEUES];    /* request queue -> PMD */
 	struct scsi_queue_counters *qstats; /* [DP_MAX_QUEUES], hugepage memory */
 	struct vhost_scsi_dev *dev;
+	uint64_t cyc_hist[DP_SCHED_SAMPLES][DP_MAX_QUEUES];
 };
 
 struct scsi_lun {
@@ -278,10 +296,11 @@ struct dp_registry {
 	struct port *ports[DP_MAX_PORTS];
 	struct bridge *bridges[DP_MAX_BRIDGES];
 	struct xconnect *xconnects[DP_MAX_XCONNECTS];
+	/* PMD threads by index; NULL slots are holes (indices are stable). */
 	struct pmd *pmds[DP_MAX_PMDS];
 	struct scsi_ctrl *scsi[DP_MAX_SCSI];
 	struct scsi_lun *luns[DP_MAX_LUNS];
-	uint16_t n_pmd;
+	uint16_t n_pmd; /* highest used index + 1 */
 	struct pmd_conf pmd_conf;
 	bool pmd_configured;
 };
@@ -317,6 +336,59 @@ int dp_xconnect_del(const char *name, struct ctl_error *err);
 int dp_pmd_set(const struct pmd_conf *c, struct ctl_error *err);
 /* The governor settings of the thread on @cpu under @c. */
 void dp_pmd_gov_of(const struct pmd_conf *c, int cpu, struct pmd_gov *out);
+
+/* ---- queue scheduler (datapath_sched.c) ---- */
+
+/* A queue the rebalance moves (or would move). */
+struct dp_sched_move {
+	bool scsi;     /* scsi request queue, else net rx queue */
+	uint16_t obj;  /* port or controller index */
+	uint16_t queue;
+	uint16_t from; /* PMD index, DP_NONE: not polled */
+	uint16_t to;
+};
+
+struct dp_sched_result {
+	double var_before; /* variance of the PMD loads (in % of a CPU), now */
+	double var_after;  /* and with the new assignment */
+	bool applied;
+	uint32_t window_s; /* seconds of load history used */
+	uint16_t n_moves;
+	struct dp_sched_move *moves; /* malloc'ed: free() it */
+};
+
+/* Control thread, once a second: sample loads; auto-rebalance. */
+void dp_sched_tick(void);
+/*
+ * Compute an assignment by measured load; apply it when not @dry_run and
+ * (@force or it beats the improvement threshold). Takes dp_lock.
+ */
+int dp_sched_rebalance(bool dry_run, bool force, struct dp_sched_result *out,
+	struct ctl_error *err);
+/* Seconds of load history; dp_lock held. */
+uint32_t dp_sched_window(void);
+/* Load of queue @q in % of a CPU over the window; dp_lock held. */
+double dp_sched_queue_load(const uint64_t (*hist)[DP_MAX_QUEUES], uint16_t q);
+/* Busy % of PMD slot @i over the window (-1: no history); dp_lock held. */
+double dp_sched_pmd_busy(uint16_t i);
+/* NUMA node of the guest memory of a vhost device, -1: unknown. */
+int dp_sched_numa(int vid);
+/*
+ * Internal to the registry, at dp_publish() time: the PMD of one queue.
+ * @cur its PMD now, @pin CPU + 1 (0: not pinned), @sticky: keep @cur when
+ * allowed. Returns DP_NONE when it cannot be polled (reported).
+ */
+enum dp_place {
+	DP_PLACE_NEW,    /* no PMD yet */
+	DP_PLACE_STICKY, /* keep @cur unless pins or isolation say otherwise */
+	DP_PLACE_KEEP,   /* keep @cur whenever it runs (scsi: moves need a drain) */
+};
+void dp_sched_begin(const struct dp_snapshot *s);
+uint16_t dp_sched_place(uint16_t cur, int numa, uint16_t pin, enum dp_place how);
+/* PMD slot @i gets a new thread (forget the load history) / is being removed. */
+void dp_sched_pmd_reset(uint16_t i);
+void dp_sched_pmd_leaving(uint16_t i, bool leaving);
+bool dp_sched_pmd_is_leaving(uint16_t i);
 void dp_stats_clear(struct port *p);
 
 int dp_scsi_add(const struct scsi_conf *c, struct ctl_error *err);

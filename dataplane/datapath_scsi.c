@@ -346,17 +346,6 @@ cmp_lun_ref(const void *a, const void *b)
 	return x->lun_id < y->lun_id ? -1 : x->lun_id > y->lun_id;
 }
 
-static uint16_t
-least_busy_pmd(const struct dp_snapshot *s)
-{
-	uint16_t best = 0;
-
-	for (uint16_t i = 1; i < s->n_pmd; i++)
-		if (s->pmds[i].n_rxq + s->pmds[i].n_sq < s->pmds[best].n_rxq + s->pmds[best].n_sq)
-			best = i;
-	return best;
-}
-
 static void
 plan_sq(struct dp_snapshot *s, struct scsi_ctrl *c, uint16_t pmd, uint16_t vring)
 {
@@ -376,30 +365,36 @@ static void
 plan_scsi_queues(struct dp_snapshot *s, struct scsi_ctrl *c)
 {
 	uint64_t started = vhost_scsi_started_vrings(c);
+	int numa = dp_sched_numa(c->vid);
 
-	/* Keep every queue where it was; then place the new ones. */
+	/*
+	 * Keep every queue where it was (a running queue moves only drained,
+	 * by a rebalance or a PMD change); then place the new ones.
+	 */
 	for (int pass = 0; pass < 2; pass++) {
 		for (uint16_t q = 0; q < DP_MAX_QUEUES; q++) {
 			uint16_t pmd = c->rxq_pmd[q];
 
 			if (!(started >> (q + 2) & 1))
 				continue;
-			if (pass == 0 && (pmd == DP_NONE || pmd >= s->n_pmd))
+			if ((pass == 0) != (pmd < s->n_pmd))
 				continue;
-			if (pass == 1) {
-				if (pmd != DP_NONE && pmd < s->n_pmd)
-					continue;
-				pmd = least_busy_pmd(s);
-				c->rxq_pmd[q] = pmd;
-			}
+			pmd = dp_sched_place(pmd, numa, c->conf.rxq_pin[q],
+				pass == 0 ? DP_PLACE_KEEP : DP_PLACE_NEW);
+			c->rxq_pmd[q] = pmd;
+			if (pmd == DP_NONE)
+				continue; /* pinned to a CPU without a PMD */
 			plan_sq(s, c, pmd, (uint16_t)(q + 2));
 		}
 	}
 	/* The control queue (task management) rides with request queue 0. */
 	if (started & 1) {
-		uint16_t pmd = c->rxq_pmd[0] < s->n_pmd ? c->rxq_pmd[0] : least_busy_pmd(s);
+		uint16_t pmd = c->rxq_pmd[0] < s->n_pmd
+				       ? c->rxq_pmd[0]
+				       : dp_sched_place(DP_NONE, numa, 0, DP_PLACE_NEW);
 
-		plan_sq(s, c, pmd, 0);
+		if (pmd != DP_NONE)
+			plan_sq(s, c, pmd, 0);
 	}
 }
 

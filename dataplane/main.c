@@ -137,6 +137,8 @@ event_loop(struct ctl_server *ctl)
 						mac_table_age(dp.bridges[b]->macs);
 				dp_unlock();
 				vhost_scsi_tick();
+				/* Queue loads for pmd.show and the rebalance. */
+				dp_sched_tick();
 			} else if (fd == vhost_net_event_fd()) {
 				vhost_net_handle_events();
 			} else if (fd == vhost_scsi_event_fd()) {

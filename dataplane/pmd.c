@@ -130,16 +130,49 @@ pmd_poll_all(struct pmd *p)
 	plan = &c->snap->pmds[p->idx];
 	if (p->idx < c->snap->n_pmd) {
 		/*
+		 * Per-queue load for the scheduler: the cycles of each poll that
+		 * found work, from the poll to the end of its transmission (net)
+		 * or of the command submissions (scsi; the shared io_uring reap
+		 * and used-ring flush below are not attributed to a queue).
+		 */
+		uint64_t t, t1;
+
+		/*
 		 * Transmit each queue's burst before polling the next: the frames
 		 * are still in cache, and fewer mbufs are in flight.
 		 */
 		for (uint16_t i = 0; i < plan->n_rxq; i++) {
-			got += fwd_poll(c, &plan->rxq[i]);
+			const struct dp_rxq_ref *r = &plan->rxq[i];
+			uint16_t n;
+
+			t = rte_rdtsc();
+			n = fwd_poll(c, r);
+
 			if (c->n_dirty)
 				fwd_flush(c);
+			if (n == 0)
+				continue;
+			got += n;
+			t1 = rte_rdtsc();
+			c->snap->ports[r->port].port->stats->rx[r->queue].cycles += t1 - t;
 		}
-		for (uint16_t i = 0; i < plan->n_sq; i++)
-			got += vhost_scsi_poll(p->scsi, c->snap, &plan->sq[i]);
+		for (uint16_t i = 0; i < plan->n_sq; i++) {
+			const struct dp_sq_ref *r = &plan->sq[i];
+			struct scsi_ctrl *ctrl;
+			unsigned int n;
+
+			t = rte_rdtsc();
+			n = vhost_scsi_poll(p->scsi, c->snap, r);
+
+			if (n == 0)
+				continue;
+			got += n;
+			t1 = rte_rdtsc();
+			/* The control queue rides with request queue 0: counted there. */
+			ctrl = c->snap->scsi[r->ctrl].ctrl;
+			if (ctrl != NULL)
+				ctrl->qstats[r->vring >= 2 ? r->vring - 2 : 0].cycles += t1 - t;
+		}
 	}
 	/* Also when the plan has no scsi queue: draining ones complete here. */
 	got += vhost_scsi_pmd_finish(p->scsi);

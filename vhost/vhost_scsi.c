@@ -932,6 +932,34 @@ vhost_scsi_quiesce(bool stop)
 	}
 }
 
+void
+vhost_scsi_pause(struct scsi_ctrl *c, uint64_t vrings)
+{
+	struct vhost_scsi_dev *dev = c->dev;
+	uint64_t had;
+
+	if (dev == NULL)
+		return;
+	/* Like vhost_scsi_quiesce(), for some vrings of one controller. */
+	had = __atomic_fetch_and(&ready_bits[dev->vid], ~vrings, __ATOMIC_ACQ_REL);
+	dev->paused_bits |= had & vrings;
+	for (uint16_t r = 0; r < VSCSI_MAX_VRINGS; r++)
+		if ((vrings >> r) & 1)
+			queue_stop(dev, r);
+}
+
+void
+vhost_scsi_resume(struct scsi_ctrl *c)
+{
+	struct vhost_scsi_dev *dev = c->dev;
+
+	if (dev == NULL || dev->paused_bits == 0)
+		return;
+	__atomic_fetch_or(&ready_bits[dev->vid], dev->paused_bits, __ATOMIC_RELEASE);
+	dev->paused_bits = 0;
+	dev_sync_queues(dev);
+}
+
 uint64_t
 vhost_scsi_started_vrings(const struct scsi_ctrl *c)
 {

@@ -41,6 +41,14 @@ void vhost_scsi_stop(struct scsi_ctrl *c);
  */
 void vhost_scsi_quiesce(bool stop);
 
+/*
+ * The same for the vrings (bit per vring) of one controller, when their
+ * queues change thread: pause drains and stops them, resume starts every
+ * paused vring again (on the PMD c->rxq_pmd names by then); dp_lock held.
+ */
+void vhost_scsi_pause(struct scsi_ctrl *c, uint64_t vrings);
+void vhost_scsi_resume(struct scsi_ctrl *c);
+
 /* Vrings started (bit per vring) of @c; dp_lock held. */
 uint64_t vhost_scsi_started_vrings(const struct scsi_ctrl *c);
 
