@@ -23,6 +23,7 @@
 
 #include "ctl_client.h"
 #include "jsonrpc.h"
+#include "vhostctl_libvirt.h"
 #include "vhostd_version.h"
 
 #define EXIT_USAGE 2
@@ -93,6 +94,7 @@ static const char usage_text[] =
 	"  save-config [PATH]               write the running configuration to\n"
 	"                                   PATH (default: the file vhostd loaded)\n"
 	"  call METHOD [JSON-PARAMS]        call any method, print its JSON result\n"
+	VHOSTCTL_LIBVIRT_USAGE
 	"  help                             print this help\n"
 	"\n"
 	"KEY=VALUE arguments become members of the request: integers are sent as\n"
@@ -1755,6 +1757,10 @@ run(const struct opts *o, int argc, char **argv)
 	}
 	if (strcmp(cmd, "call") == 0)
 		return cmd_call(o, argc - 1, argv + 1);
+	if (strcmp(cmd, "libvirt") == 0)
+		return vhostctl_libvirt(o->socket, o->timeout_ms, o->json, argc - 1, argv + 1);
+	if (strcmp(cmd, "doctor") == 0)
+		return vhostctl_doctor(o->socket, o->timeout_ms, o->json, argc - 1, argv + 1);
 	if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
 		return 0;
