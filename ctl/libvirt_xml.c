@@ -1096,7 +1096,9 @@ gen_scsi(struct sbuf *b, const json_t *config, const json_t *s)
 			(long long)jint(l, "lun", 0), jstr(l, "backend", ""));
 		nluns++;
 	}
-	sb_printf(b, "%s -->\n", nluns ? "" : " none yet");
+	sb_printf(b, "%s.\n     On q35, if QEMU says the device's PCI slot is in use by a "
+		     "pcie-root-port, add ,bus=pcie.0,addr=0x10 (a free slot) to the -device. -->\n",
+		nluns ? "" : " none yet");
 	sb_printf(b, "<qemu:commandline xmlns:qemu='%s'>\n", LVX_QEMU_NS);
 	sb_printf(b, "  <qemu:arg value='-chardev'/>\n");
 	sb_printf(b, "  <qemu:arg value='socket,id=chr-vhostd-%s,path=%s%s'/>\n",

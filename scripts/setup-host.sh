@@ -14,7 +14,7 @@ build_pkgs="build-essential meson ninja-build pkg-config python3 libdpdk-dev dpd
 	libcmocka-dev"
 test_pkgs="qemu-system-x86 qemu-system-common qemu-utils linux-image-amd64 busybox-static
 	cpio xz-utils kmod iproute2 openvswitch-switch openvswitch-switch-dpdk
-	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients"
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon-system"
 
 pkgs=$build_pkgs
 [ $want_test = 1 ] && pkgs="$pkgs $test_pkgs"
@@ -51,4 +51,15 @@ if ! grep -q "^[^ ]* /dev/hugepages hugetlbfs" /proc/mounts; then
 	mkdir -p /dev/hugepages
 	mount -t hugetlbfs nodev /dev/hugepages
 	echo "setup-host: mounted hugetlbfs on /dev/hugepages"
+fi
+
+# vhostd's libvirt hook, when libvirt is installed: creates a domain's vhostd
+# objects on start, deletes them on release (libvirtd reads hooks when it
+# starts: restart it after the first install). vhostd.conf, kept once
+# written, tells the hook where vhostctl is.
+if [ -d /etc/libvirt ]; then
+	src=$(cd "$(dirname "$0")/.." && pwd)
+	install -D -m 755 "$src/configs/libvirt/hooks/qemu" /etc/libvirt/hooks/qemu.d/vhostd
+	[ -e /etc/libvirt/hooks/vhostd.conf ] ||
+		echo "VHOSTCTL=$src/${BUILD:-build}/ctl/vhostctl" > /etc/libvirt/hooks/vhostd.conf
 fi
