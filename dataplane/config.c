@@ -347,6 +347,7 @@ static const char *const port_type_names[PORT_TYPE_MAX] = {
 	[PORT_VHOST_USER] = "vhost-user",
 	[PORT_SINK] = "sink",
 	[PORT_REFLECTOR] = "reflector",
+	[PORT_ETHDEV] = "ethdev",
 };
 
 int
@@ -354,7 +355,7 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 	struct port_conf *out, struct ctl_error *err)
 {
 	static const char *const keys[] = {"name", "type", "socket", "mode", "queues", "bridge",
-		"tag", "trunks", "mac", "mtu", "csum", "mrg-rxbuf", "admin-state",
+		"tag", "trunks", "mac", "mtu", "csum", "mrg-rxbuf", "admin-state", "devargs",
 		"rxq-affinity", NULL};
 	char what[64] = "port", mode[16] = "", type[16] = "", mac[32] = "", state[8] = "";
 	json_t *trunks;
@@ -403,7 +404,7 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 			if (strcmp(type, port_type_names[t]) == 0)
 				out->type = t;
 		if (out->type == PORT_TYPE_MAX)
-			return bad(err, what, "type", "must be vhost-user, sink or reflector");
+			return bad(err, what, "type", "must be vhost-user, ethdev, sink or reflector");
 	}
 	if (out->type == PORT_TYPE_MAX)
 		return bad(err, what, "type", "is required");
@@ -420,6 +421,20 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 		return bad(err, what, "socket", "is required for vhost-user ports");
 	if (out->type != PORT_VHOST_USER)
 		out->socket[0] = '\0';
+	if (get_str(obj, what, "devargs", out->devargs, sizeof(out->devargs), false, err) < 0)
+		return -EINVAL;
+	if (out->type == PORT_ETHDEV) {
+		size_t name_len = strcspn(out->devargs, ",");
+
+		if (out->devargs[0] == '\0')
+			return bad(err, what, "devargs",
+				"is required for ethdev ports (e.g. \"net_tap0,iface=vh0\")");
+		if (name_len == 0 || name_len >= 64 || strpbrk(out->devargs, " \t\n") != NULL)
+			return bad(err, what, "devargs",
+				"must start with a device name and hold no spaces");
+	} else if (json_object_get(obj, "devargs") != NULL) {
+		return bad(err, what, "devargs", "is only for ethdev ports");
+	}
 	rc = get_uint(obj, what, "queues", 1, DP_MAX_QUEUES, &n, err);
 	if (rc < 0)
 		return rc;
@@ -472,6 +487,10 @@ config_dump_port(const struct port_conf *c)
 {
 	json_t *o = json_pack("{s:s, s:s}", "name", c->name, "type", port_type_names[c->type]);
 
+	if (c->type == PORT_ETHDEV) {
+		json_object_set_new(o, "devargs", json_string(c->devargs));
+		json_object_set_new(o, "queues", json_integer(c->queues));
+	}
 	if (c->type == PORT_VHOST_USER) {
 		json_object_set_new(o, "socket", json_string(c->socket));
 		json_object_set_new(o, "mode", json_string(c->client ? "client" : "server"));

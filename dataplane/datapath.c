@@ -17,6 +17,7 @@
 #include "ctl_server.h"
 #include "jsonrpc.h"
 #include "datapath.h"
+#include "ethdev.h"
 #include "log.h"
 #include "mac_table.h"
 #include "pmd.h"
@@ -154,7 +155,7 @@ dp_port_xconnect(const struct port *p)
 static void
 plan_rxqs(struct dp_snapshot *s, struct port *p)
 {
-	uint16_t nq = p->nr_vring / 2;
+	uint16_t nq = p->conf.type == PORT_ETHDEV ? p->eth_nrxq : p->nr_vring / 2;
 
 	if (nq > DP_MAX_QUEUES)
 		nq = DP_MAX_QUEUES;
@@ -169,7 +170,8 @@ plan_rxqs(struct dp_snapshot *s, struct port *p)
 			uint16_t pmd = p->rxq_pmd[q];
 			struct dp_pmd_plan *plan;
 
-			if (!(p->vring_enabled & (1ULL << (2 * q + 1))))
+			if (p->conf.type == PORT_VHOST_USER &&
+				!(p->vring_enabled & (1ULL << (2 * q + 1))))
 				continue;
 			if (pmd == DP_PARKED)
 				continue; /* moving: nobody polls it for a grace period */
@@ -240,10 +242,19 @@ dp_publish(void)
 		v->port = p;
 		v->type = p->conf.type;
 		v->vid = p->vid;
-		v->up = p->conf.admin_up && (p->conf.type != PORT_VHOST_USER || p->vid >= 0);
+		v->up = p->conf.admin_up && (p->conf.type != PORT_VHOST_USER || p->vid >= 0) &&
+			(p->conf.type != PORT_ETHDEV || p->eth_open);
 		/* Room for a VLAN tag, as OVS allows: 1518-byte frames at MTU 1500. */
 		v->max_frame = p->conf.mtu + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN;
-		v->guest_csum = (p->features >> VIRTIO_NET_F_GUEST_CSUM) & 1;
+		/* ethdev ports get complete checksums (no offload negotiated). */
+		v->guest_csum = p->conf.type == PORT_VHOST_USER &&
+				((p->features >> VIRTIO_NET_F_GUEST_CSUM) & 1);
+		if (p->conf.type == PORT_ETHDEV && p->eth_open) {
+			v->eth_port = p->eth_port;
+			v->eth_ntxq = p->eth_ntxq;
+			v->eth_tx_shared = p->eth_ntxq < dp.n_pmd;
+			v->eth_txlock = p->eth_txlock;
+		}
 		p->vring_enabled = p->vid >= 0 ? vhost_net_vring_bits(p->vid) : 0;
 		if (p->conf.tag != 0) {
 			v->vlan_mode = VLAN_MODE_ACCESS;
@@ -268,7 +279,9 @@ dp_publish(void)
 				bv->ports[bv->n_ports++] = i;
 			}
 		}
-		if (p->conf.type == PORT_VHOST_USER && p->vid >= 0 && s->n_pmd > 0)
+		if (((p->conf.type == PORT_VHOST_USER && p->vid >= 0) ||
+			    (p->conf.type == PORT_ETHDEV && p->eth_open)) &&
+			s->n_pmd > 0)
 			plan_rxqs(s, p);
 	}
 	for (int i = 0; i < DP_MAX_XCONNECTS; i++) {
@@ -413,6 +426,15 @@ dp_port_add(const struct port_conf *c, struct ctl_error *err)
 			goto out;
 		}
 	}
+	if (c->type == PORT_ETHDEV) {
+		rc = ethdev_port_open(p, msg, sizeof(msg));
+		if (rc < 0) {
+			dp.ports[idx] = NULL;
+			port_free(p);
+			ctl_error_set(err, 0, -rc, "port %s: %s", c->name, msg);
+			goto out;
+		}
+	}
 	port_install_static_mac(p);
 	dp_publish();
 	VLOG_INFO("port %s: added", c->name);
@@ -449,6 +471,11 @@ dp_port_del(const char *name, struct ctl_error *err)
 
 	if (p->conf.type == PORT_VHOST_USER)
 		vhost_net_stop(p);
+	if (p->conf.type == PORT_ETHDEV) {
+		/* No PMD may poll or transmit on it any more. */
+		dp_wait_grace();
+		ethdev_port_close(p);
+	}
 
 	dp_lock();
 	dp.ports[p->idx] = NULL;
@@ -467,6 +494,7 @@ static bool
 port_needs_restart(const struct port_conf *a, const struct port_conf *b)
 {
 	return a->type != b->type || strcmp(a->socket, b->socket) != 0 || a->client != b->client ||
+	       strcmp(a->devargs, b->devargs) != 0 ||
 	       a->queues != b->queues || a->csum != b->csum || a->mrg_rxbuf != b->mrg_rxbuf;
 }
 

@@ -20,6 +20,7 @@
 #include <urcu-qsbr.h>
 
 #include <rte_common.h>
+#include <rte_spinlock.h>
 
 #include "lun.h"
 #include "pmd.h"
@@ -51,6 +52,7 @@ enum port_type {
 	PORT_VHOST_USER,
 	PORT_SINK,      /* drops everything sent to it (counted) */
 	PORT_REFLECTOR, /* sends every frame back with MACs swapped */
+	PORT_ETHDEV,    /* a DPDK ethdev from devargs: net_tap, net_virtio_user, NIC... */
 	PORT_TYPE_MAX,
 };
 
@@ -78,6 +80,7 @@ struct port_conf {
 	char socket[DP_SOCK_MAX]; /* absolute after config resolution */
 	bool client;              /* vhostd connects (QEMU/DPDK is the server) */
 	uint16_t queues;          /* queue pairs offered, 1..DP_MAX_QUEUES */
+	char devargs[256];        /* ethdev: "net_tap0,iface=x" (name first) */
 	char bridge[DP_NAME_MAX]; /* "" when not on a bridge */
 	uint16_t tag;             /* access VLAN, 0 = none */
 	bool has_trunks;
@@ -171,6 +174,14 @@ struct port {
 	uint64_t disconnects;
 	/* Stable rx queue placement: PMD index per queue, DP_NONE unassigned. */
 	uint16_t rxq_pmd[DP_MAX_QUEUES];
+	/* ethdev state (ethdev.c), set up by dp_port_add. */
+	uint16_t eth_port;
+	uint16_t eth_nrxq;
+	uint16_t eth_ntxq;
+	bool eth_open;
+	bool eth_hotplugged; /* we created it with rte_dev_probe: remove it on delete */
+	bool eth_rx_intr;    /* configured with rx interrupts */
+	rte_spinlock_t *eth_txlock; /* one per tx queue, taken only when PMDs share it */
 	struct port_stats *stats;   /* hugepage memory, freed after a grace period */
 	struct port_stats *cleared; /* baseline of stats.clear, control thread only */
 	/* rx cycles per queue at the last ticks (datapath_sched.c). */
@@ -238,6 +249,10 @@ struct dp_port_view {
 	uint16_t max_frame; /* mtu + Ethernet header + one VLAN tag */
 	uint16_t n_txq;     /* enabled guest rx queues */
 	uint8_t txq[DP_MAX_QUEUES];
+	uint16_t eth_port;
+	uint16_t eth_ntxq;
+	uint8_t eth_tx_shared; /* fewer tx queues than PMD threads: lock */
+	rte_spinlock_t *eth_txlock;
 	const uint64_t *trunks; /* owned by the snapshot */
 };
 

@@ -3,6 +3,7 @@
 
 #include <rte_branch_prediction.h>
 #include <rte_byteorder.h>
+#include <rte_ethdev.h>
 #include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
@@ -93,6 +94,52 @@ static void forward_burst(
 	struct fwd_ctx *c, uint16_t in, uint16_t q, struct rte_mbuf **pkts, uint16_t n);
 
 /* Transmit @n frames to port @idx; always consumes the frames. */
+/*
+ * To an ethdev: one tx queue per PMD where the device has enough of them
+ * (no lock), else the PMDs sharing one take its spinlock. The driver owns
+ * what it accepted; the rest is retried, then counted and freed.
+ */
+static void
+ethdev_tx(struct fwd_ctx *c, const struct dp_port_view *v, struct rte_mbuf **pkts, uint16_t n)
+{
+	uint16_t q = c->pmd_idx % v->eth_ntxq, sent = 0, keep = 0;
+	struct dp_counters *ctr = tx_counters(c, v, 0);
+	uint64_t bytes = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+
+		if (unlikely(m->pkt_len > v->max_frame)) {
+			ctr->drops[DROP_MTU]++;
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		if (unlikely(m->ol_flags & RTE_MBUF_F_TX_L4_MASK)) {
+			m = complete_l4_csum(c, m);
+			if (m == NULL) {
+				ctr->drops[DROP_NO_MBUF]++;
+				continue;
+			}
+		}
+		pkts[keep++] = m;
+	}
+	n = keep;
+	if (unlikely(v->eth_tx_shared))
+		rte_spinlock_lock(&v->eth_txlock[q]);
+	for (int retry = 0; sent < n && retry <= DP_TX_RETRIES; retry++)
+		sent += rte_eth_tx_burst(v->eth_port, q, pkts + sent, n - sent);
+	if (unlikely(v->eth_tx_shared))
+		rte_spinlock_unlock(&v->eth_txlock[q]);
+	for (uint16_t i = 0; i < sent; i++)
+		bytes += pkts[i]->pkt_len;
+	ctr->packets += sent;
+	ctr->bytes += bytes;
+	if (unlikely(sent < n)) {
+		ctr->drops[DROP_QUEUE_FULL] += n - sent;
+		rte_pktmbuf_free_bulk(pkts + sent, n - sent);
+	}
+}
+
 static void
 port_tx(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
 {
@@ -159,6 +206,9 @@ port_tx(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
 		ctr->bytes += bytes;
 		/* rte_vhost copied the data; the mbufs are ours to free. */
 		rte_pktmbuf_free_bulk(pkts, n);
+		return;
+	case PORT_ETHDEV:
+		ethdev_tx(c, v, pkts, n);
 		return;
 	case PORT_SINK:
 		ctr = tx_counters(c, v, 0);
@@ -512,9 +562,12 @@ fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq)
 	uint64_t bytes = 0;
 	uint16_t n;
 
-	if (v->type != PORT_VHOST_USER || v->vid < 0)
+	if (v->type == PORT_ETHDEV)
+		n = v->up ? rte_eth_rx_burst(v->eth_port, rxq->queue, pkts, DP_BURST) : 0;
+	else if (v->type == PORT_VHOST_USER && v->vid >= 0)
+		n = rte_vhost_dequeue_burst(v->vid, rxq->queue * 2 + 1, c->mp, pkts, DP_BURST);
+	else
 		return 0;
-	n = rte_vhost_dequeue_burst(v->vid, rxq->queue * 2 + 1, c->mp, pkts, DP_BURST);
 	if (n == 0)
 		return 0;
 	rxc = &v->port->stats->rx[rxq->queue];

@@ -13,11 +13,13 @@
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
+#include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_vhost.h>
 
 #include "datapath.h"
+#include "ethdev.h"
 #include "forward.h"
 #include "log.h"
 #include "pmd.h"
@@ -30,6 +32,8 @@
  * the harm of a kick eventfd that the frontend replaced while we slept.
  */
 #define PMD_HALT_BACKSTOP_MS 1000
+/* A queue without a wake-up fd is polled this often while the thread halts. */
+#define PMD_HALT_UNWAKEABLE_MS 1
 
 const char *const pmd_mode_names[PMD_MODE_MAX] = {
 	[PMD_MODE_POLL] = "poll",
@@ -202,7 +206,18 @@ pmd_arm(struct pmd *p, const struct dp_snapshot *s, bool enable)
 		const struct dp_port_view *v = &s->ports[plan->rxq[i].port];
 		uint16_t vring = net_kick_vring(&plan->rxq[i]);
 
-		if (v->port == NULL || v->vid < 0)
+		if (v->port == NULL)
+			continue;
+		if (v->type == PORT_ETHDEV) {
+			if (!v->up)
+				continue;
+			if (enable)
+				rte_eth_dev_rx_intr_enable(v->eth_port, plan->rxq[i].queue);
+			else
+				rte_eth_dev_rx_intr_disable(v->eth_port, plan->rxq[i].queue);
+			continue;
+		}
+		if (v->vid < 0)
 			continue;
 		rte_vhost_enable_guest_notification(v->vid, vring, enable);
 		/* Buffers we could not take (no mbufs) would get no kick. */
@@ -227,14 +242,18 @@ watch(struct pmd *p, int fd, uint32_t events)
 	return 0;
 }
 
+/* What wakes a halted thread for a net rx queue: a kick, or an rx interrupt. */
 static int
 net_kick_fd(const struct dp_snapshot *s, const struct dp_rxq_ref *r)
 {
 	const struct dp_port_view *v = &s->ports[r->port];
 	struct rte_vhost_vring vr;
 
-	if (v->port == NULL || v->vid < 0 ||
-		rte_vhost_get_vhost_vring(v->vid, net_kick_vring(r), &vr) != 0)
+	if (v->port == NULL)
+		return -1;
+	if (v->type == PORT_ETHDEV)
+		return v->up ? ethdev_port_rx_intr_fd(v->eth_port, r->queue) : -1;
+	if (v->vid < 0 || rte_vhost_get_vhost_vring(v->vid, net_kick_vring(r), &vr) != 0)
 		return -1;
 	return vr.kickfd;
 }
@@ -282,6 +301,11 @@ pmd_watch_plan(struct pmd *p, const struct dp_snapshot *s)
 				p->watch_fd[p->n_watch++] = fd;
 		}
 	}
+	/* A queue nothing can wake us for (an ethdev without rx interrupts). */
+	p->halt_timeout_ms = PMD_HALT_BACKSTOP_MS;
+	for (uint16_t i = 2; i < p->n_watch; i++)
+		if (p->watch_fd[i] < 0)
+			p->halt_timeout_ms = PMD_HALT_UNWAKEABLE_MS;
 	p->ep_generation = s->generation;
 }
 
@@ -344,7 +368,7 @@ pmd_halt(struct pmd *p)
 		rc = 0;
 	} else {
 		rcu_thread_offline();
-		rc = epoll_wait(p->ep_fd, ev, RTE_DIM(ev), PMD_HALT_BACKSTOP_MS);
+		rc = epoll_wait(p->ep_fd, ev, RTE_DIM(ev), p->halt_timeout_ms);
 		rcu_thread_online();
 	}
 	t1 = rte_get_tsc_cycles();

@@ -81,6 +81,7 @@ struct pmd {
 	int wake_fd; /* eventfd: the control thread wants the thread to look */
 	int ep_fd;
 	uint64_t ep_generation; /* snapshot generation the epoll set was built for */
+	int halt_timeout_ms;    /* 1 when a queue of the plan cannot wake us */
 	uint16_t n_watch;
 	int watch_fd[1100]; /* kick fds in the epoll set */
 	struct rte_mempool *mp;

@@ -418,7 +418,7 @@ test_port_wrong_types(void **state)
 	port_bad("{\"name\": null, \"type\": \"sink\"}", NULL, "\"name\" must be a string", NULL);
 	port_bad("{\"name\": \"p\", \"type\": 1}", NULL, "port p", "\"type\" must be a string");
 	port_bad("{\"name\": \"p\", \"type\": \"tap\"}", NULL, "port p",
-		"\"type\" must be vhost-user, sink or reflector");
+		"\"type\" must be vhost-user, ethdev, sink or reflector");
 	port_bad("{\"name\": \"p\", \"type\": \"Sink\"}", NULL, "\"type\"", NULL);
 	/* "" is a (bad) value, not an absent member. */
 	port_bad("{\"name\": \"p\", \"type\": \"\"}", NULL, "\"type\" must be vhost-user", NULL);
