@@ -15,6 +15,7 @@
 #include "jsonrpc.h"
 #include "log.h"
 #include "mac_table.h"
+#include "ovs_attach.h"
 #include "pmd.h"
 #include "vhost_scsi.h"
 #include "vhostd_version.h"
@@ -230,6 +231,16 @@ m_port_list(json_t *params, void *arg, struct ctl_error *err)
 	return a;
 }
 
+/* The port's OVS attachment (ovs-plugin), if any. */
+static void
+port_show_ovs(json_t *o, const char *name)
+{
+	json_t *ovs = ovs_port_json(name);
+
+	if (ovs != NULL)
+		json_object_set_new(o, "ovs", ovs);
+}
+
 static json_t *
 m_port_show(json_t *params, void *arg, struct ctl_error *err)
 {
@@ -260,6 +271,7 @@ m_port_show(json_t *params, void *arg, struct ctl_error *err)
 	json_object_set_new(o, "status", st);
 	json_object_set_new(o, "stats", port_stats_json(p));
 	dp_unlock();
+	port_show_ovs(o, name);
 	return o;
 }
 

@@ -24,6 +24,7 @@
 #include "ctl_client.h"
 #include "jsonrpc.h"
 #include "vhostctl_libvirt.h"
+#include "vhostctl_ovs.h"
 #include "vhostd_version.h"
 
 #define EXIT_USAGE 2
@@ -95,6 +96,7 @@ static const char usage_text[] =
 	"                                   PATH (default: the file vhostd loaded)\n"
 	"  call METHOD [JSON-PARAMS]        call any method, print its JSON result\n"
 	VHOSTCTL_LIBVIRT_USAGE
+	VHOSTCTL_OVS_USAGE
 	"  help                             print this help\n"
 	"\n"
 	"KEY=VALUE arguments become members of the request: integers are sent as\n"
@@ -1757,6 +1759,8 @@ run(const struct opts *o, int argc, char **argv)
 	}
 	if (strcmp(cmd, "call") == 0)
 		return cmd_call(o, argc - 1, argv + 1);
+	if (strcmp(cmd, "ovs") == 0)
+		return vhostctl_ovs(o->socket, o->timeout_ms, o->json, argc - 1, argv + 1);
 	if (strcmp(cmd, "libvirt") == 0)
 		return vhostctl_libvirt(o->socket, o->timeout_ms, o->json, argc - 1, argv + 1);
 	if (strcmp(cmd, "doctor") == 0)

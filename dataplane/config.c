@@ -14,6 +14,7 @@
 #include "ctl_server.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "ovs_attach.h"
 #include "queue_sched.h"
 
 #define DEFAULT_MTU 1500
@@ -227,7 +228,7 @@ int
 config_parse_daemon(json_t *doc, struct daemon_conf *d, struct ctl_error *err)
 {
 	static const char *const top[] = {
-		"vhostd", "eal", "pmd", "bridges", "ports", "xconnects", "scsi", "luns", NULL};
+		"vhostd", "eal", "pmd", "bridges", "ports", "xconnects", "scsi", "luns", "ovs", NULL};
 	static const char *const vk[] = {
 		"run-dir", "control-socket", "control-socket-group", "log-level", "mlockall", NULL};
 	static const char *const ek[] = {"file-prefix", "no-huge", "memory-mb", "extra-args", NULL};
@@ -1218,6 +1219,8 @@ config_apply(json_t *doc, const struct daemon_conf *d, bool dry_run, struct ctl_
 	}
 	if (apply_scsi(scsi, d, false, err) < 0 || apply_luns(luns, false, err) < 0)
 		return -EINVAL;
+	if (ovs_config(json_object_get(doc, "ovs"), false, err) < 0)
+		return -EINVAL;
 	if (dry_run)
 		return 0;
 	rc = dp_pmd_set(&pc, err);
@@ -1251,7 +1254,11 @@ config_apply(json_t *doc, const struct daemon_conf *d, bool dry_run, struct ctl_
 	rc = apply_scsi(scsi, d, true, err);
 	if (rc < 0)
 		return rc;
-	return apply_luns(luns, true, err);
+	rc = apply_luns(luns, true, err);
+	if (rc < 0)
+		return rc;
+	/* OVS attachments last: they need their ports; OVSDB is reached in the background. */
+	return ovs_config(json_object_get(doc, "ovs"), true, err);
 }
 
 json_t *
@@ -1297,6 +1304,9 @@ config_dump_live(const struct daemon_conf *d)
 		if (dp.luns[i] != NULL)
 			json_array_append_new(a, config_dump_lun(&dp.luns[i]->conf));
 	json_object_set_new(doc, "luns", a);
+	a = ovs_config_dump();
+	if (a != NULL)
+		json_object_set_new(doc, "ovs", a);
 	dp_unlock();
 	return doc;
 }

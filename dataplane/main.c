@@ -26,6 +26,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "mac_table.h"
+#include "ovs_attach.h"
 #include "vhost_net.h"
 #include "vhost_scsi.h"
 #include "vhostd_version.h"
@@ -104,6 +105,10 @@ event_loop(struct ctl_server *ctl)
 		&(struct epoll_event){.events = EPOLLIN, .data.fd = vhost_scsi_event_fd()});
 	epoll_ctl(ep, EPOLL_CTL_ADD, ctl_server_fd(ctl),
 		&(struct epoll_event){.events = EPOLLIN, .data.fd = ctl_server_fd(ctl)});
+	/* OVSDB client (ovs-plugin): socket and timers behind one descriptor. */
+	if (ovs_fd() >= 0)
+		epoll_ctl(ep, EPOLL_CTL_ADD, ovs_fd(),
+			&(struct epoll_event){.events = EPOLLIN, .data.fd = ovs_fd()});
 	for (;;) {
 		struct epoll_event ev[4];
 		int n = epoll_wait(ep, ev, 4, -1);
@@ -143,6 +148,8 @@ event_loop(struct ctl_server *ctl)
 				vhost_net_handle_events();
 			} else if (fd == vhost_scsi_event_fd()) {
 				vhost_scsi_handle_events();
+			} else if (fd == ovs_fd()) {
+				ovs_process();
 			} else {
 				ctl_server_process(ctl);
 			}
@@ -255,6 +262,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	ctl_methods_register(ctl, &d);
+	ovs_methods_register(ctl, &d);
 	rc = config_apply(doc, &d, false, &err);
 	json_decref(doc);
 	if (rc < 0) {
@@ -267,6 +275,7 @@ main(int argc, char **argv)
 	VLOG_INFO("vhostd %s ready; control socket %s", VHOSTD_VERSION, d.ctl_socket);
 	event_loop(ctl);
 
+	ovs_shutdown();
 	dp_shutdown();
 	ctl_server_destroy(ctl);
 	rte_eal_cleanup();
