@@ -73,7 +73,8 @@ class Ovs:
         subprocess.run(["ovsdb-server", self.db, "--remote=punix:" + self.sock,
                         "--pidfile=%s/run/ovsdb-server.pid" % self.dir,
                         "--log-file=%s/log/ovsdb-server.log" % self.dir,
-                        "--no-chdir", "--detach", "-vconsole:off"], check=True, env=self.env)
+                        "--no-chdir", "--detach", "-vconsole:off"], check=True, env=self.env,
+                       capture_output=True)
         self.pids["ovsdb-server"] = self._pid("ovsdb-server")
         self.vsctl("--no-wait", "init")
 
@@ -81,7 +82,8 @@ class Ovs:
         subprocess.run([VSWITCHD, "unix:" + self.sock,
                         "--pidfile=%s/run/ovs-vswitchd.pid" % self.dir,
                         "--log-file=%s/log/ovs-vswitchd.log" % self.dir,
-                        "--no-chdir", "--detach", "-vconsole:off"], check=True, env=self.env)
+                        "--no-chdir", "--detach", "-vconsole:off"], check=True, env=self.env,
+                       capture_output=True)
         self.pids["ovs-vswitchd"] = self._pid("ovs-vswitchd")
 
     def stop(self, name):
