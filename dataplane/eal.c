@@ -178,8 +178,14 @@ eal_start(const struct daemon_conf *d, const char *prog, char *err, size_t errle
 		snprintf(mem, sizeof(mem), "-m%u", d->memory_mb ? d->memory_mb : 512);
 		argv[argc++] = mem;
 	} else {
-		/* Hugepage files of a killed vhostd must not pin memory forever. */
-		argv[argc++] = "--huge-unlink";
+		/*
+		 * Memory in memfds, no hugepage files: those of a killed vhostd
+		 * cannot pin memory, and a net_virtio_user link port (OVS-DPDK)
+		 * can share our memory with its vhost-user backend in a few
+		 * regions (one fd per memseg list; vhost-user allows 8).
+		 */
+		argv[argc++] = "--in-memory";
+		argv[argc++] = "--single-file-segments";
 		if (d->memory_mb) {
 			snprintf(mem, sizeof(mem), "-m%u", d->memory_mb);
 			argv[argc++] = mem;
