@@ -427,7 +427,16 @@ dp_port_add(const struct port_conf *c, struct ctl_error *err)
 		}
 	}
 	if (c->type == PORT_ETHDEV) {
+		/*
+		 * Probing may wait (a net_virtio_user server waits for its backend
+		 * to connect): not under dp_lock, which the rte_vhost thread needs.
+		 * The slot is taken and the port hidden until it is open.
+		 */
+		p->deleting = true;
+		dp_unlock();
 		rc = ethdev_port_open(p, msg, sizeof(msg));
+		dp_lock();
+		p->deleting = false;
 		if (rc < 0) {
 			dp.ports[idx] = NULL;
 			port_free(p);
