@@ -291,12 +291,12 @@ ovs_report() {  # what OVS thinks it did, for the log
 
 # --------------------------------------------------------------- vhostd --
 
-# Run VHOSTD pinned to SW_CPU with DIR/vhostd.json (written by the caller),
+# Run VHOSTD pinned to VHOSTD_CPUS (default SW_CPU) with DIR/vhostd.json (written by the caller),
 # output in DIR/vhostd.log; ready when every given socket exists.
 launch_vhostd() {  # dir prefix sock...
 	local d=$1 pfx=$2 pid; shift 2
 	use_prefix "$pfx"
-	taskset -c "$SW_CPU" "$VHOSTD" -c "$d/vhostd.json" </dev/null >"$d/vhostd.log" 2>&1 &
+	taskset -c "${VHOSTD_CPUS:-$SW_CPU}" "$VHOSTD" -c "$d/vhostd.json" </dev/null >"$d/vhostd.log" 2>&1 &
 	pid=$!
 	SW_PIDS+=("$pid")
 	if ! wait_sockets 30 "$pid" "$@"; then

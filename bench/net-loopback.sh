@@ -41,6 +41,9 @@ OVS_VSWITCHD=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
 GEN_FWD=io
 KEEP=0
 REPEAT=1
+QUEUES=1
+PMD_CPUS=
+HOOK=
 
 # Memory (MiB) each process asks EAL for; used for the hugepage check too.
 GEN_MEM=512
@@ -70,6 +73,11 @@ Options:
   --gen-fwd io|mac    generator forwarding mode (default $GEN_FWD)
   --pmd-mode MODE     vhostd PMD governor: poll (default), halt-poll, interrupt
   --repeat N          measure each switch/size N times, report the best (default $REPEAT)
+  --queues N          queue pairs per port (generator, testpmd-vhost, vhostd; default 1)
+  --pmd-cpus LIST     vhostd PMD CPUs and its taskset (default: the --sw-cpu)
+  --hook CMD          for vhostd rows: run "CMD SWITCH SIZE RUN CTL_SOCK GEN_LOG"
+                      in the background during each generator run (run-all.sh
+                      uses it for vhostctl pmd show and perf)
   --keep              keep the temp dir (logs, configs) after the run
   -h, --help          this help
 
@@ -92,6 +100,9 @@ while [ $# -gt 0 ]; do
 	--keep) KEEP=1; shift ;;
 	--repeat) REPEAT=${2:?}; shift 2 ;;
 	--pmd-mode) PMD_MODE=${2:?}; shift 2 ;;
+	--queues) QUEUES=${2:?}; shift 2 ;;
+	--pmd-cpus) PMD_CPUS=${2:?}; shift 2 ;;
+	--hook) HOOK=${2:?}; shift 2 ;;
 	-h|--help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" ;;
 	esac
@@ -106,6 +117,9 @@ is_num "$WARMUP" || die "--warmup must be a number"
 [ "$GEN_CPU" != "$SW_CPU" ] || die "--gen-cpu and --sw-cpu must differ"
 [[ $GEN_FWD == io || $GEN_FWD == mac ]] || die "--gen-fwd must be io or mac"
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive integer"
+[[ $QUEUES =~ ^([1-9]|1[0-6])$ ]] || die "--queues must be 1..16"
+[ -n "$PMD_CPUS" ] || PMD_CPUS=$SW_CPU
+[[ $PMD_CPUS =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--pmd-cpus must be a comma separated CPU list"
 [[ $PMD_MODE =~ ^(poll|halt-poll|interrupt)$ ]] || die "--pmd-mode must be poll, halt-poll or interrupt"
 
 IFS=, read -r -a SIZE_LIST <<<"$SIZES"
@@ -203,8 +217,9 @@ start_testpmd_vhost() {
 	# Non-interactive with --stats-period: runs until SIGTERM/SIGINT.
 	taskset -c "$SW_CPU" "$TESTPMD" --lcores "0@$SW_CPU,1@$SW_CPU" -m "$TESTPMD_SW_MEM" \
 		--file-prefix "$TPSW_PREFIX" --in-memory --no-pci \
-		--vdev "net_vhost0,iface=$SOCK0" --vdev "net_vhost1,iface=$SOCK1" -- \
-		--nb-cores=1 --forward-mode=io --auto-start --stats-period 10 \
+		--vdev "net_vhost0,iface=$SOCK0,queues=$QUEUES" \
+		--vdev "net_vhost1,iface=$SOCK1,queues=$QUEUES" -- \
+		--nb-cores=1 --rxq="$QUEUES" --txq="$QUEUES" --forward-mode=io --auto-start --stats-period 10 \
 		</dev/null >"$d/testpmd.log" 2>&1 &
 	SW_PIDS+=($!)
 	if ! wait_sockets 30 $! "$SOCK0" "$SOCK1"; then
@@ -228,16 +243,16 @@ start_vhostd() {  # mode: bridge|xconnect
 {
   "vhostd": {"run-dir": "$d", "control-socket": "$d/ctl.sock", "mlockall": false},
   "eal": {"file-prefix": "$VHOSTD_PREFIX"},
-  "pmd": {"cpus": "$SW_CPU", "mode": "$PMD_MODE"},
+  "pmd": {"cpus": "$PMD_CPUS", "mode": "$PMD_MODE"},
   "bridges": [{"name": "br0"}],
   "ports": [
-    {"name": "a", "type": "vhost-user", "socket": "$SOCK0", "mode": "server"$pa},
-    {"name": "b", "type": "vhost-user", "socket": "$SOCK1", "mode": "server"$pb}
+    {"name": "a", "type": "vhost-user", "socket": "$SOCK0", "mode": "server", "queues": $QUEUES$pa},
+    {"name": "b", "type": "vhost-user", "socket": "$SOCK1", "mode": "server", "queues": $QUEUES$pb}
   ],
   "xconnects": $xc
 }
 EOF
-	launch_vhostd "$d" "$VHOSTD_PREFIX" "$SOCK0" "$SOCK1"
+	VHOSTD_CPUS=$PMD_CPUS launch_vhostd "$d" "$VHOSTD_PREFIX" "$SOCK0" "$SOCK1"
 }
 
 # ------------------------------------------------------------ generator --
@@ -254,11 +269,17 @@ run_gen() {  # switch size repetition
 	python3 "$BENCH_DIR/tpgen.py" --testpmd "$TESTPMD" --cpu "$GEN_CPU" \
 		--prefix "$GEN_PREFIX" --mem "$GEN_MEM" --sock0 "$SOCK0" --sock1 "$SOCK1" \
 		--size "$size" --warmup "$WARMUP" --duration "$DURATION" --fwd "$GEN_FWD" \
-		--log "$glog" --pidfile "$GEN_TP_PIDFILE" \
+		--log "$glog" --pidfile "$GEN_TP_PIDFILE" --queues "$QUEUES" \
 		>"$glog.result" 2>"$glog.err" </dev/null &
 	GEN_PID=$!
+	local hook_pid=
+	if [ -n "$HOOK" ] && [[ $sw == vhostd-* ]]; then
+		$HOOK "$sw" "$size" "$n" "$TMP/$sw/ctl.sock" "$glog" </dev/null &
+		hook_pid=$!
+	fi
 	wait "$GEN_PID" && rc=0 || rc=$?
 	GEN_PID=
+	[ -z "$hook_pid" ] || wait "$hook_pid" || true
 	stop_gen_testpmd
 	clean_prefix "$GEN_PREFIX"
 	line=$(grep '^RESULT ' "$glog.result" || true)
@@ -353,7 +374,7 @@ ratio() {  # sw base size
 }
 
 echo
-echo "net-loopback: gen CPU $GEN_CPU, switch CPU $SW_CPU, ${DURATION} s window, generator fwd=$GEN_FWD, best of $REPEAT"
+echo "net-loopback: gen CPU $GEN_CPU, switch CPU $SW_CPU (vhostd PMDs: $PMD_CPUS), $QUEUES queue pair(s) per port, ${DURATION} s window, generator fwd=$GEN_FWD, best of $REPEAT"
 printf '%-17s %6s %9s %9s %11s %11s %14s\n' switch frame rx0_mpps rx1_mpps total_mpps vs_testpmd vs_ovs_normal
 for size in "${SIZE_LIST[@]}"; do
 	for sw in "${SWITCHES[@]}"; do

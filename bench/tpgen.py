@@ -147,8 +147,11 @@ def main():
                     help="re-inject packets this many times if a direction stays dead")
     ap.add_argument("--log", required=True)
     ap.add_argument("--pidfile", help="write the testpmd pid here")
+    ap.add_argument("--queues", type=int, default=1,
+                    help="queue pairs per port (virtio_user queues=N, --rxq/--txq N)")
     a = ap.parse_args()
 
+    mq = ",queues=%d" % a.queues if a.queues > 1 else ""
     argv = [
         # testpmd printf()s into a pipe (block-buffered) while cmdline writes
         # the prompt straight to the fd: line-buffer stdout to keep them in order.
@@ -156,8 +159,8 @@ def main():
         "--lcores", "0@%d,1@%d" % (a.cpu, a.cpu),
         "-m", str(a.mem), "--file-prefix", a.prefix, "--no-pci",
         "--single-file-segments", "--log-level", "lib.eal:notice",
-        "--vdev", "net_virtio_user0,path=%s,mac=%s" % (a.sock0, a.mac0),
-        "--vdev", "net_virtio_user1,path=%s,mac=%s" % (a.sock1, a.mac1),
+        "--vdev", "net_virtio_user0,path=%s,mac=%s%s" % (a.sock0, a.mac0, mq),
+        "--vdev", "net_virtio_user1,path=%s,mac=%s%s" % (a.sock1, a.mac1, mq),
         "--", "-i", "--nb-cores=1", "--forward-mode=%s" % a.fwd,
         "--txpkts=%d" % a.size,
         # Each direction is addressed to the MAC of the port it arrives on,
@@ -166,6 +169,9 @@ def main():
     ]
     if a.size > 2048:
         argv.append("--mbuf-size=%d" % (a.size + 128))
+    if a.queues > 1:
+        # One forwarding lcore polls every queue: stream port0/rxq i -> port1/txq i.
+        argv += ["--rxq=%d" % a.queues, "--txq=%d" % a.queues]
 
     tp = Testpmd(argv, a.log)
     if a.pidfile:
