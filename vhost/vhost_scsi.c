@@ -35,6 +35,13 @@
 #define VSCSI_SEG_MAX (VIRTQ_MAX_IOV - 2) /* header and response take one each */
 #define VSCSI_DRAIN_TIMEOUT_MS 10000
 #define VSCSI_IO_DEPTH 1024
+/*
+ * Heads completed between two publications of a queue's used ring (one poll
+ * and one vhost_scsi_pmd_finish()): the commands in flight (one per head at
+ * most), the heads of one poll (a hostile guest may offer a head several
+ * times) and the task management functions that were waiting.
+ */
+#define VSCSI_BATCH_MAX(size) ((size) + VSCSI_BURST + VSCSI_MAX_TMF)
 
 #ifndef VHOST_USER_F_PROTOCOL_FEATURES
 #define VHOST_USER_F_PROTOCOL_FEATURES 30
@@ -391,6 +398,20 @@ bad_chain(struct vscsi_queue *q, uint16_t head, const char *why)
 	complete_head(q, head, 0);
 }
 
+/* The frontend broke the ring indexes: stop the queue and say why in scsi.show. */
+static void
+queue_broken(struct vscsi_queue *q, const char *why)
+{
+	struct scsi_ctrl *c = q->dev->ctrl;
+
+	__atomic_store_n(&q->state, VQ_BROKEN, __ATOMIC_RELEASE);
+	if (!__atomic_load_n(&c->broken, __ATOMIC_ACQUIRE)) {
+		snprintf(c->broken_why, sizeof(c->broken_why), "vring %u: %s", q->vring,
+			why != NULL ? why : "ring broken");
+		__atomic_store_n(&c->broken, true, __ATOMIC_RELEASE);
+	}
+}
+
 static void
 start_request(
 	struct vscsi_pmd *vp, const struct dp_scsi_view *v, struct vscsi_queue *q, uint16_t head)
@@ -405,11 +426,10 @@ start_request(
 
 	if (vt->busy) {
 		/* The driver offered a head we have not returned: a broken ring. */
-		q->state = VQ_BROKEN;
 		VLOG_ERR("scsi %s: queue %u: head %u offered twice; queue stopped (device "
 			 "needs reset)",
 			v->ctrl->conf.name, q->vring, head);
-		return;
+		return queue_broken(q, "head offered twice while in flight");
 	}
 	rc = virtq_map_chain(&q->vq, head, c, &why);
 	if (rc < 0)
@@ -629,9 +649,9 @@ vhost_scsi_poll(struct vscsi_pmd *vp, const struct dp_snapshot *s, const struct 
 	}
 	n = virtq_pop(&q->vq, heads, VSCSI_BURST);
 	if (n < 0) {
-		q->state = VQ_BROKEN;
 		VLOG_ERR("scsi %s: queue %u: %s; queue stopped (device needs reset)",
 			v->ctrl->conf.name, q->vring, q->vq.broken_why);
+		queue_broken(q, q->vq.broken_why);
 		return 0;
 	}
 	for (int i = 0; i < n; i++) {
@@ -792,7 +812,7 @@ queue_start(struct vhost_scsi_dev *dev, uint16_t vring)
 		queue_free(q);
 		q->tasks = rte_zmalloc_socket(
 			"vscsi-tasks", sizeof(*q->tasks) * vr.size, 64, dev->numa);
-		q->batch = calloc(vr.size, sizeof(*q->batch));
+		q->batch = calloc(VSCSI_BATCH_MAX(vr.size), sizeof(*q->batch));
 		q->resubmit = calloc(vr.size, sizeof(*q->resubmit));
 		if (q->tasks == NULL || q->batch == NULL || q->resubmit == NULL) {
 			queue_free(q);
