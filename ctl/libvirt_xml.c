@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -32,6 +33,8 @@ struct ctx {
 	int nerr;
 	bool in_domain; /* a whole <domain>: foreign devices are notes, not errors */
 	bool explained; /* the virtio-scsi explanation was given once */
+	const xmlNode *meta[8]; /* <vhostd:ovs> elements, applied after the devices */
+	int nmeta;
 };
 
 /* ---- reporting ------------------------------------------------------------ */
@@ -105,6 +108,19 @@ is_qemu_elem(const xmlNode *n, const char *name)
 		return strcmp((const char *)n->name, name) == 0;
 	return strncmp((const char *)n->name, "qemu:", 5) == 0 &&
 	       strcmp((const char *)n->name + 5, name) == 0;
+}
+
+/* <vhostd:NAME> (LVX_VHOSTD_NS), by namespace or by an unbound prefix. */
+static bool
+is_vhostd_elem(const xmlNode *n, const char *name)
+{
+	if (n->type != XML_ELEMENT_NODE)
+		return false;
+	if (n->ns != NULL && n->ns->href != NULL)
+		return strcmp((const char *)n->ns->href, LVX_VHOSTD_NS) == 0 &&
+		       strcmp((const char *)n->name, name) == 0;
+	return strncmp((const char *)n->name, "vhostd:", 7) == 0 &&
+	       strcmp((const char *)n->name + 7, name) == 0;
 }
 
 static xmlNode *
@@ -215,6 +231,115 @@ name_taken(const json_t *arr, const char *name)
 	return false;
 }
 
+/* ---- OVS attachments ---------------------------------------------------------- */
+
+/* An OVS bridge name or an iface-id: printable, no quotes, at most @max bytes. */
+static bool
+ovs_value_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isgraph((unsigned char)s[i]) || strchr("\"'<>&\\", s[i]) != NULL)
+			return false;
+	return true;
+}
+
+/* The "ovs" entry of port @name, created on first use. */
+static json_t *
+ovs_entry(struct ctx *c, const char *name)
+{
+	size_t i;
+	json_t *o;
+
+	json_array_foreach(c->res->ovs, i, o)
+		if (strcmp(json_string_value(json_object_get(o, "port")), name) == 0)
+			return o;
+	o = json_pack("{s:s}", "port", name);
+	json_array_append_new(c->res->ovs, o);
+	return o;
+}
+
+/* One <vhostd:port mac=|name= [bridge=] [interfaceid=]/> of <vhostd:ovs>. */
+static void
+meta_port(struct ctx *c, const xmlNode *n, const char *def_bridge)
+{
+	const char *mac = attr(n, "mac"), *name = attr(n, "name");
+	const char *br = attr(n, "bridge"), *id = attr(n, "interfaceid");
+	const json_t *port = NULL, *p;
+	json_t *e;
+	size_t i;
+
+	if ((mac == NULL) == (name == NULL)) {
+		fail(c, n,
+			"<vhostd:port>: name the interface with mac='MAC' (its <mac address>) or "
+			"name='PORT' (its vhostd port name), one of them");
+		return;
+	}
+	json_array_foreach(c->res->ports, i, p) {
+		const char *pm = json_string_value(json_object_get(p, "mac"));
+
+		if ((mac != NULL && pm != NULL && strcasecmp(mac, pm) == 0) ||
+			(name != NULL &&
+				strcmp(name, json_string_value(json_object_get(p, "name"))) == 0))
+			port = p;
+	}
+	if (port == NULL) {
+		fail(c, n,
+			"<vhostd:port %s='%s'>: no <interface type='vhostuser'> has that %s: "
+			"fix the %s or remove the element",
+			mac ? "mac" : "name", mac ? mac : name, mac ? "MAC address" : "port name",
+			mac ? "MAC" : "name");
+		return;
+	}
+	if (br == NULL)
+		br = def_bridge;
+	if (br != NULL && !ovs_value_ok(br, 63)) {
+		fail(c, n, "<vhostd:port bridge='%s'>: not an OVS bridge name (1-63 characters)",
+			br);
+		return;
+	}
+	if (id != NULL && !ovs_value_ok(id, 127)) {
+		fail(c, n,
+			"<vhostd:port interfaceid='%s'>: use 1-127 printable characters without "
+			"quotes (a neutron port UUID, for instance)",
+			id);
+		return;
+	}
+	e = ovs_entry(c, json_string_value(json_object_get(port, "name")));
+	if (br != NULL)
+		json_object_set_new(e, "bridge", json_string(br));
+	if (id != NULL)
+		json_object_set_new(e, "iface-id", json_string(id));
+}
+
+/* <metadata><vhostd:ovs [bridge=BR]> <vhostd:port .../>... </vhostd:ovs></metadata> */
+static void
+meta_ovs(struct ctx *c, const xmlNode *ovs)
+{
+	const char *br = attr(ovs, "bridge");
+
+	for (const xmlNode *k = ovs->children; k != NULL; k = k->next) {
+		if (k->type != XML_ELEMENT_NODE)
+			continue;
+		if (is_vhostd_elem(k, "port"))
+			meta_port(c, k, br);
+		else
+			fail(c, k, "<%s> in <vhostd:ovs>: only <vhostd:port> elements go there",
+				(const char *)k->name);
+	}
+}
+
+static void
+metadata(struct ctx *c, const xmlNode *md)
+{
+	for (const xmlNode *k = md->children; k != NULL; k = k->next)
+		if (is_vhostd_elem(k, "ovs") && c->nmeta < (int)(sizeof(c->meta) / sizeof(c->meta[0])))
+			c->meta[c->nmeta++] = k;
+}
+
 /* ---- <interface> ------------------------------------------------------------ */
 
 static const char *const driver_attrs[] = {"name", "queues", "rx_queue_size", "tx_queue_size",
@@ -296,7 +421,8 @@ vhostuser_interface(struct ctx *c, const xmlNode *ifc)
 {
 	const xmlNode *src = child(ifc, "source"), *n;
 	const char *path, *mode, *type, *v;
-	char name[256] = "";
+	char name[256] = "", ovs_id[256] = "";
+	bool ovs = false;
 	int errs = c->nerr;
 	unsigned long mtu;
 	json_t *port;
@@ -383,12 +509,14 @@ vhostuser_interface(struct ctx *c, const xmlNode *ifc)
 			const xmlNode *p = child(n, "parameters");
 			const char *id = attr(p, "interfaceid");
 
-			note(c, n,
-				"port %s: <virtualport type='openvswitch'%s%s%s> asks for an OVS "
-				"port: "
-				"vhostd cannot attach its ports to OVS yet (needs the OVS "
-				"integration: vhostctl ovs attach); the port is created unattached",
-				name, id ? " interfaceid='" : "", id ? id : "", id ? "'" : "");
+			ovs = true;
+			if (id != NULL && !ovs_value_ok(id, 127))
+				fail(c, p,
+					"<parameters interfaceid='%s'>: use 1-127 printable "
+					"characters without quotes (a UUID, for instance)",
+					id);
+			else if (id != NULL)
+				snprintf(ovs_id, sizeof(ovs_id), "%s", id);
 		} else {
 			fail(c, n,
 				"<virtualport type='%s'>: vhostd ports are not 802.1Qbg/Qbh ports: "
@@ -412,6 +540,12 @@ vhostuser_interface(struct ctx *c, const xmlNode *ifc)
 		return;
 	}
 	json_array_append_new(c->res->ports, port);
+	if (ovs) {
+		json_t *e = ovs_entry(c, name);
+
+		if (ovs_id[0])
+			json_object_set_new(e, "iface-id", json_string(ovs_id));
+	}
 }
 
 static void
@@ -770,6 +904,8 @@ element(struct ctx *c, const xmlNode *n)
 		qemu_commandline(c, n);
 	else if (is_elem(n, "memoryBacking"))
 		memory_backing(c, n, true);
+	else if (is_elem(n, "metadata"))
+		metadata(c, n);
 	else if (!c->in_domain)
 		note(c, n, "<%s> ignored: not a vhost-user device", (const char *)n->name);
 }
@@ -778,6 +914,7 @@ static void
 domain(struct ctx *c, const xmlNode *dom)
 {
 	const xmlNode *nm = child(dom, "name"), *mb = child(dom, "memoryBacking");
+	const xmlNode *uu = child(dom, "uuid"), *md = child(dom, "metadata");
 	xmlChar *s;
 	int shared;
 
@@ -786,6 +923,12 @@ domain(struct ctx *c, const xmlNode *dom)
 		snprintf(c->res->domain, sizeof(c->res->domain), "%s", (const char *)s);
 		xmlFree(s);
 	}
+	if (uu != NULL && (s = xmlNodeGetContent(uu)) != NULL) {
+		snprintf(c->res->uuid, sizeof(c->res->uuid), "%s", (const char *)s);
+		xmlFree(s);
+	}
+	if (md != NULL)
+		metadata(c, md);
 	for (const xmlNode *k = dom->children; k != NULL; k = k->next) {
 		if (is_elem(k, "devices"))
 			children(c, k);
@@ -816,6 +959,7 @@ lvx_result_free(struct lvx_result *res)
 	json_decref(res->ports);
 	json_decref(res->scsi);
 	json_decref(res->notes);
+	json_decref(res->ovs);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -830,7 +974,8 @@ read_xml(const char *xml, size_t len)
 static xmlDoc *
 read_fragment(const char *xml, size_t len)
 {
-	static const char head[] = "<" FRAGMENT_ROOT " xmlns:qemu='" LVX_QEMU_NS "'>";
+	static const char head[] = "<" FRAGMENT_ROOT " xmlns:qemu='" LVX_QEMU_NS
+				   "' xmlns:vhostd='" LVX_VHOSTD_NS "'>";
 	static const char tail[] = "</" FRAGMENT_ROOT ">";
 	const char *p = xml, *end = xml + len;
 	xmlDoc *doc;
@@ -873,8 +1018,10 @@ lvx_parse(const char *xml, size_t len, struct lvx_result *res, char *err, size_t
 	res->ports = json_array();
 	res->scsi = json_array();
 	res->notes = json_array();
+	res->ovs = json_array();
 	copy = strndup(xml, len);
-	if (copy == NULL || res->ports == NULL || res->scsi == NULL || res->notes == NULL) {
+	if (copy == NULL || res->ports == NULL || res->scsi == NULL || res->notes == NULL ||
+		res->ovs == NULL) {
 		free(copy);
 		lvx_result_free(res);
 		snprintf(err, errlen, "out of memory");
@@ -913,6 +1060,16 @@ lvx_parse(const char *xml, size_t len, struct lvx_result *res, char *err, size_t
 		children(&c, root);
 	} else {
 		element(&c, root);
+	}
+	/* <vhostd:ovs> names the interfaces: once they are all known. */
+	for (int i = 0; rc == 0 && i < c.nmeta; i++)
+		meta_ovs(&c, c.meta[i]);
+	if (res->uuid[0] != '\0') {
+		size_t i;
+		json_t *e;
+
+		json_array_foreach(res->ovs, i, e)
+			json_object_set_new(e, "vm-uuid", json_string(res->uuid));
 	}
 	xmlFreeDoc(doc);
 	if (rc == 0 && c.nerr > 0)
@@ -1026,8 +1183,21 @@ alias_ok(const char *name)
 	return true;
 }
 
+/* The OVS attachment of port @name in the config's "ovs" section, or NULL. */
+static const json_t *
+ovs_att(const json_t *config, const char *name)
+{
+	size_t i;
+	json_t *a;
+
+	json_array_foreach(json_object_get(json_object_get(config, "ovs"), "attach"), i, a)
+		if (strcmp(jstr(a, "port", ""), name) == 0)
+			return a;
+	return NULL;
+}
+
 static void
-gen_port(struct sbuf *b, const json_t *p)
+gen_port(struct sbuf *b, const json_t *p, const json_t *ovs)
 {
 	const char *name = jstr(p, "name", ""), *sock = jstr(p, "socket", "");
 	const char *mode = jstr(p, "mode", "server"), *bridge = jstr(p, "bridge", NULL);
@@ -1056,6 +1226,22 @@ gen_port(struct sbuf *b, const json_t *p)
 	}
 	if (mtu != 1500)
 		sb_printf(b, "  <mtu size='%lld'/>\n", (long long)mtu);
+	if (ovs != NULL) {
+		char *eid = xesc(jstr(ovs, "iface-id", ""));
+
+		/* libvirt 9.0 refuses it here: the <metadata> below carries it. */
+		sb_printf(b,
+			"  <!-- on OVS bridge %s: libvirt refuses <virtualport> in a vhostuser "
+			"interface, so vhostd's <metadata> element (below) says it instead of\n"
+			"  <virtualport type='openvswitch'>\n"
+			"    <parameters%s%s%s/>\n"
+			"  </virtualport>\n"
+			"  -->\n",
+			jstr(ovs, "bridge", "?"), jstr(ovs, "iface-id", NULL) ? " interfaceid='" : "",
+			jstr(ovs, "iface-id", NULL) ? (eid ? eid : "") : "",
+			jstr(ovs, "iface-id", NULL) ? "'" : "");
+		free(eid);
+	}
 	name_from_socket(sock, base, sizeof(base));
 	if (alias_ok(name))
 		sb_printf(b, "  <alias name='ua-%s'/>\n", ename ? ename : "");
@@ -1124,11 +1310,13 @@ lvx_snippet(const json_t *config, const char *const *names, char *err, size_t er
 	struct sbuf b = {0};
 	bool any_port = false;
 	const json_t *o;
+	json_t *ovs;
 
 	if (names == NULL || names[0] == NULL) {
 		snprintf(err, errlen, "name a port or a scsi controller");
 		return NULL;
 	}
+	ovs = json_array();
 	for (const char *const *n = names; *n != NULL; n++) {
 		if ((o = find_obj(config, "ports", *n)) != NULL) {
 			if (strcmp(jstr(o, "type", ""), "vhost-user") != 0) {
@@ -1137,9 +1325,12 @@ lvx_snippet(const json_t *config, const char *const *names, char *err, size_t er
 					"to it",
 					*n, jstr(o, "type", "?"));
 				free(b.s);
+				json_decref(ovs);
 				return NULL;
 			}
-			gen_port(&b, o);
+			gen_port(&b, o, ovs_att(config, *n));
+			if (ovs_att(config, *n) != NULL)
+				json_array_append(ovs, (json_t *)ovs_att(config, *n));
 			any_port = true;
 		} else if ((o = find_obj(config, "scsi", *n)) != NULL) {
 			gen_scsi(&b, config, o);
@@ -1150,9 +1341,35 @@ lvx_snippet(const json_t *config, const char *const *names, char *err, size_t er
 				"scsi list)",
 				*n);
 			free(b.s);
+			json_decref(ovs);
 			return NULL;
 		}
 	}
+	if (json_array_size(ovs) > 0) {
+		size_t i;
+		json_t *a;
+
+		sb_printf(&b,
+			"<!-- OVS attachments (vhostd's libvirt hook attaches the ports to OVS "
+			"when the domain starts): in <domain>, merged into its <metadata> -->\n"
+			"<metadata>\n  <vhostd:ovs xmlns:vhostd='%s'>\n",
+			LVX_VHOSTD_NS);
+		json_array_foreach(ovs, i, a) {
+			char *ep = xesc(jstr(a, "port", "")), *eb = xesc(jstr(a, "bridge", "")),
+			     *eid = xesc(jstr(a, "iface-id", ""));
+
+			sb_printf(&b, "    <vhostd:port name='%s' bridge='%s'", ep ? ep : "",
+				eb ? eb : "");
+			if (jstr(a, "iface-id", NULL) != NULL)
+				sb_printf(&b, " interfaceid='%s'", eid ? eid : "");
+			sb_printf(&b, "/>\n");
+			free(ep);
+			free(eb);
+			free(eid);
+		}
+		sb_printf(&b, "  </vhostd:ovs>\n</metadata>\n");
+	}
+	json_decref(ovs);
 	sb_printf(&b, "<!-- vhost-user needs shared guest memory: in <domain> (or add <access "
 		      "mode='shared'/> to its <memoryBacking>) -->\n"
 		      "<memoryBacking>\n"

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -23,6 +24,7 @@
 #include "vhostctl_libvirt.h"
 
 #define EXIT_USAGE 2
+#define OVS_WAIT_MS 10000 /* for ovs-vswitchd to apply an attachment */
 
 struct lv_opts {
 	const char *sock;
@@ -150,12 +152,117 @@ rollback(const struct lv_opts *o, json_t *added)
 	}
 }
 
+/* The "ovs" entry of port @name, or NULL. */
+static json_t *
+ovs_of(const struct lvx_result *res, const char *name)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(res->ovs, i, e)
+		if (strcmp(json_string_value(json_object_get(e, "port")), name) == 0)
+			return e;
+	return NULL;
+}
+
+static const char *
+jstr(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/*
+ * ovs.attach @e (its bridge set) and wait until ovs-vswitchd applied it:
+ * libvirt looks the Interface row up when QEMU starts (virsh domifstat).
+ * 0 attached (or attached but not applied yet: a warning), -1 failed.
+ */
+static int
+ovs_attach(const struct lv_opts *o, json_t *e, bool exist_ok)
+{
+	const char *port = jstr(e, "port");
+	struct ctl_error err;
+	json_t *r = NULL;
+	int rc = call(o, "ovs.attach", json_deep_copy(e), &r, &err);
+	struct timespec ts = {0, 100 * 1000 * 1000};
+	const char *st = "";
+
+	if (rc == -EPROTO && err.err_no == EEXIST && exist_ok) {
+		if (!o->json)
+			printf("port %s: already attached to OVS, kept (%s)\n", port, err.message);
+		return 0;
+	}
+	if (rc != 0) {
+		msg("port %s: OVS bridge %s: %s", port, jstr(e, "bridge"), err.message);
+		return -1;
+	}
+	for (int waited = 0;; waited += 100) {
+		st = jstr(r, "state");
+		if ((strcmp(st, "attached") == 0 && json_is_true(json_object_get(r, "applied"))) ||
+			strcmp(st, "error") == 0 || strcmp(st, "no-bridge") == 0 ||
+			strcmp(st, "removed-by-operator") == 0 || waited >= OVS_WAIT_MS)
+			break;
+		nanosleep(&ts, NULL);
+		json_decref(r);
+		r = NULL;
+		if (call(o, "ovs.show", json_pack("{s:s}", "port", port), &r, &err) != 0) {
+			msg("port %s: ovs show: %s", port, err.message);
+			return -1;
+		}
+	}
+	if (strcmp(st, "attached") != 0) {
+		const char *why = jstr(r, "error");
+
+		msg("port %s: OVS bridge %s: %s%s%s%s", port, jstr(e, "bridge"), st,
+			why[0] ? ": " : "", why,
+			strcmp(st, "no-bridge") == 0 ? " (create it: ovs-vsctl add-br BRIDGE, or "
+						       "fix --ovs-bridge / the hook's "
+						       "VHOSTD_OVS_BRIDGE)"
+			: strcmp(st, "pending") == 0 || strcmp(st, "backoff") == 0
+				? " (is OVSDB reachable? vhostctl ovs show)"
+				: "");
+		json_decref(r);
+		return -1;
+	}
+	if (!json_is_true(json_object_get(r, "applied")))
+		msg("warning: port %s: ovs-vswitchd has not applied the OVS port within %d s "
+		    "(is it running?)",
+			port, OVS_WAIT_MS / 1000);
+	if (!o->json)
+		printf("port %s: attached to OVS bridge %s as interface %s%s%s\n", port,
+			jstr(e, "bridge"), jstr(r, "interface"),
+			json_object_get(e, "iface-id") ? ", iface-id " : "", jstr(e, "iface-id"));
+	json_decref(r);
+	return 0;
+}
+
+/* Detach @port from OVS when it is attached; quiet when it is not. */
+static int
+ovs_detach(const struct lv_opts *o, const char *port)
+{
+	struct ctl_error err;
+	json_t *r;
+	int rc = call(o, "ovs.detach", json_pack("{s:s}", "port", port), &r, &err);
+
+	if (rc == 0) {
+		json_decref(r);
+		if (!o->json)
+			printf("port %s: detached from OVS\n", port);
+		return 0;
+	}
+	if (rc == -EPROTO && (err.err_no == ENOENT || err.code == JSONRPC_METHOD_NOT_FOUND))
+		return 0;
+	msg("port %s: ovs detach: %s", port, err.message);
+	return -1;
+}
+
 static int
 cmd_import(const struct lv_opts *o, int argc, char **argv)
 {
-	static const char use[] = "libvirt import [--bridge BR] [--dry-run] [--exist-ok] [--hook] "
-				  "FILE|-";
-	const char *file = NULL, *bridge = NULL;
+	static const char use[] = "libvirt import [--bridge BR] [--ovs-bridge BR] [--dry-run] "
+				  "[--exist-ok] [--hook] FILE|-";
+	const char *file = NULL, *bridge = NULL, *ovs_bridge = NULL;
 	bool dry = false, exist_ok = false, hook = false;
 	struct lvx_result res;
 	json_t *added, *out, *obj;
@@ -164,6 +271,8 @@ cmd_import(const struct lv_opts *o, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--bridge") == 0 && i + 1 < argc)
 			bridge = argv[++i];
+		else if (strcmp(argv[i], "--ovs-bridge") == 0 && i + 1 < argc)
+			ovs_bridge = argv[++i];
 		else if (strcmp(argv[i], "--dry-run") == 0)
 			dry = true;
 		else if (strcmp(argv[i], "--exist-ok") == 0)
@@ -180,16 +289,37 @@ cmd_import(const struct lv_opts *o, int argc, char **argv)
 	rc = parse_file(file, &res, hook);
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	if (bridge != NULL) {
+	{
 		size_t i;
+		json_t *e;
 
+		/* OVS attachments: the bridge from the XML, else --ovs-bridge; an
+		 * entry without one stays a note and its port is created as before. */
+		for (i = 0; i < json_array_size(res.ovs);) {
+			e = json_array_get(res.ovs, i);
+			if (json_object_get(e, "bridge") == NULL && ovs_bridge != NULL)
+				json_object_set_new(e, "bridge", json_string(ovs_bridge));
+			if (json_object_get(e, "bridge") != NULL) {
+				i++;
+				continue;
+			}
+			json_array_append_new(res.notes,
+				json_sprintf("port %s asks for OVS (interfaceid '%s'): no OVS bridge "
+					     "given, the port is created unattached: import with "
+					     "--ovs-bridge BR (the hook: VHOSTD_OVS_BRIDGE=BR in "
+					     "vhostd.conf), or vhostctl ovs attach %s BR",
+					jstr(e, "port"), jstr(e, "iface-id"), jstr(e, "port")));
+			json_array_remove(res.ovs, i);
+		}
+		/* A port on OVS cannot also be on a vhostd bridge. */
 		json_array_foreach(res.ports, i, obj)
-			if (json_object_get(obj, "bridge") == NULL)
+			if (bridge != NULL && json_object_get(obj, "bridge") == NULL &&
+				ovs_of(&res, jstr(obj, "name")) == NULL)
 				json_object_set_new(obj, "bridge", json_string(bridge));
 	}
 	if (dry) {
-		out = json_pack("{s:s, s:O, s:O, s:O}", "domain", res.domain, "ports", res.ports,
-			"scsi", res.scsi, "notes", res.notes);
+		out = json_pack("{s:s, s:O, s:O, s:O, s:O}", "domain", res.domain, "ports",
+			res.ports, "scsi", res.scsi, "ovs", res.ovs, "notes", res.notes);
 		json_dumpf(out, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 		json_decref(out);
@@ -247,9 +377,24 @@ cmd_import(const struct lv_opts *o, int argc, char **argv)
 						: "");
 		}
 	}
+	if (rc == 0) {
+		size_t i;
+		json_t *e;
+
+		json_array_foreach(res.ovs, i, e) {
+			if (ovs_attach(o, e, exist_ok) < 0) {
+				/* The attachments made so far go with their ports. */
+				for (size_t k = 0; k < i; k++)
+					ovs_detach(o, jstr(json_array_get(res.ovs, k), "port"));
+				rollback(o, added);
+				rc = 1;
+				break;
+			}
+		}
+	}
 	if (rc == 0 && o->json) {
-		json_t *doc = json_pack(
-			"{s:s, s:O, s:O}", "domain", res.domain, "added", out, "notes", res.notes);
+		json_t *doc = json_pack("{s:s, s:O, s:O, s:O}", "domain", res.domain, "added", out,
+			"ovs", res.ovs, "notes", res.notes);
 
 		json_dumpf(doc, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
@@ -294,8 +439,13 @@ cmd_remove(const struct lv_opts *o, int argc, char **argv)
 			const char *name = json_string_value(json_object_get(obj, "name"));
 			struct ctl_error err;
 			json_t *result;
-			int r = call(o, del, json_pack("{s:s}", "name", name), &result, &err);
+			int r;
 
+			/* Any port of the domain on OVS (by the hook or by hand): its
+			 * link port and rows go first. */
+			if (pass == 1 && ovs_detach(o, name) < 0)
+				rc = hook ? rc : 1;
+			r = call(o, del, json_pack("{s:s}", "name", name), &result, &err);
 			if (r == 0) {
 				json_decref(result);
 				if (!o->json)

@@ -12,10 +12,12 @@
 #include <stdbool.h>
 
 #define VHOSTCTL_LIBVIRT_USAGE                                                                     \
-	"  libvirt import [--bridge BR] [--dry-run] [--exist-ok] [--hook] FILE|-\n"                \
+	"  libvirt import [--bridge BR] [--ovs-bridge BR] [--dry-run] [--exist-ok] [--hook] "      \
+	"FILE|-\n"                                                                                 \
 	"                                   create the vhostd objects of a domain XML or\n"        \
-	"                                   of <interface>/<qemu:commandline> elements\n"          \
-	"  libvirt remove [--hook] FILE|-   delete the objects that XML describes\n"               \
+	"                                   of <interface>/<qemu:commandline> elements;\n"         \
+	"                                   attach the ports it puts on OVS to BR\n"               \
+"  libvirt remove [--hook] FILE|-   delete the objects that XML describes\n"               \
 	"  libvirt xml NAME...              the XML to paste into a domain for ports\n"            \
 	"                                   and scsi controllers\n"                                \
 	"  doctor [--root DIR]              host checks with a verdict and a fix each\n"

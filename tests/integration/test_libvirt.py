@@ -67,8 +67,12 @@ def _which(name):
 class Libvirtd:
     """A libvirtd of our own, in a private mount namespace."""
 
-    def __init__(self, workdir, hook_conf):
+    def __init__(self, workdir, hook_conf, extra_binds=None):
+        """extra_binds: {absolute source dir: target} also bind-mounted (a
+        private OVS run dir on /run/openvswitch, for libvirt's ovs-vsctl)."""
         self.dir = workdir
+        self.binds = [(os.path.join(workdir, sub), target) for sub, target in BIND_DIRS.items()]
+        self.binds += list((extra_binds or {}).items())
         self.sock_dir = os.path.join(workdir, "sock")
         self.uri = "qemu:///system?socket=%s/libvirt-sock" % self.sock_dir
         self.log_path = os.path.join(workdir, "libvirtd.log")
@@ -91,8 +95,8 @@ class Libvirtd:
             f.write(hook_conf)
 
     def start(self, timeout=30):
-        binds = " && ".join("mkdir -p %s && mount --bind %s %s" % (
-            target, os.path.join(self.dir, sub), target) for sub, target in BIND_DIRS.items())
+        binds = " && ".join("mkdir -p %s && mount --bind %s %s" % (target, src, target)
+                            for src, target in self.binds)
         script = "%s && exec libvirtd -f %s/etc/libvirtd.conf -p %s/libvirtd.pid" % (
             binds, self.dir, self.dir)
         self._out = open(os.path.join(self.dir, "libvirtd.out"), "wb")
@@ -142,11 +146,21 @@ class Libvirtd:
         self.proc = None
 
 
-def domain_xml(name, kernel, initrd, sock, scsi_sock, workdir, shared=True):
+def domain_xml(name, kernel, initrd, sock, scsi_sock, workdir, shared=True, mac=VM_MAC,
+               head=""):
+    """head: more elements of <domain> (<uuid>, <metadata>); scsi_sock None: no
+    vhost-user-scsi controller."""
     mem = ("<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>"
            if shared else "")
+    scsi = "" if scsi_sock is None else """
+  <qemu:commandline>
+    <qemu:arg value='-chardev'/>
+    <qemu:arg value='socket,id=chr-vhostd-scsi0,path=%s'/>
+    <qemu:arg value='-device'/>
+    <qemu:arg value='vhost-user-scsi-pci,id=vhostd-scsi0,chardev=chr-vhostd-scsi0,num_queues=1,bus=pcie.0,addr=0x10'/>
+  </qemu:commandline>""" % scsi_sock
     return """<domain type='qemu' xmlns:qemu='%(ns)s'>
-  <name>%(name)s</name>
+  <name>%(name)s</name>%(head)s
   <memory unit='MiB'>512</memory>
   <vcpu>1</vcpu>
   %(mem)s
@@ -172,13 +186,7 @@ def domain_xml(name, kernel, initrd, sock, scsi_sock, workdir, shared=True):
     <serial type='file'><source path='%(w)s/ctl.log'/><target port='1'/></serial>
     <controller type='usb' model='none'/>
     <memballoon model='none'/>
-  </devices>
-  <qemu:commandline>
-    <qemu:arg value='-chardev'/>
-    <qemu:arg value='socket,id=chr-vhostd-scsi0,path=%(scsi)s'/>
-    <qemu:arg value='-device'/>
-    <qemu:arg value='vhost-user-scsi-pci,id=vhostd-scsi0,chardev=chr-vhostd-scsi0,num_queues=1,bus=pcie.0,addr=0x10'/>
-  </qemu:commandline>
+  </devices>%(scsi)s
   <qemu:override>
     <qemu:device alias='ua-vm0'>
       <qemu:frontend>
@@ -188,7 +196,7 @@ def domain_xml(name, kernel, initrd, sock, scsi_sock, workdir, shared=True):
   </qemu:override>
 </domain>
 """ % {"ns": QEMU_NS, "name": name, "mem": mem, "kernel": kernel, "initrd": initrd,
-       "mac": VM_MAC, "sock": sock, "scsi": scsi_sock, "w": workdir}
+       "mac": mac, "sock": sock, "scsi": scsi, "w": workdir, "head": head}
 
 
 def results(path):
@@ -253,27 +261,31 @@ class LibvirtXmlRoundTrip(DaemonTestCase):
         self.assertEqual([s["name"] for s in cfg2["scsi"]], ["scsi0"])
 
 
+def require_libvirt():
+    """Skip unless a private libvirtd can boot our guest; the guest images."""
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("needs root")
+    for prog in ("libvirtd", "virsh", "unshare", "qemu-system-x86_64"):
+        if not _which(prog):
+            raise unittest.SkipTest("%s is not installed (scripts/setup-host.sh --test)" % prog)
+    try:
+        import pwd
+        pwd.getpwnam("libvirt-qemu")
+    except KeyError:
+        raise unittest.SkipTest("no libvirt-qemu user: install libvirt-daemon-system")
+    if subprocess.run(["unshare", "--mount", "true"]).returncode != 0:
+        raise unittest.SkipTest("cannot make a mount namespace for a private libvirtd")
+    try:
+        return build_images()
+    except GuestError as e:
+        raise unittest.SkipTest("guest images: %s" % e)
+
+
 class LibvirtHookTest(DaemonTestCase):
 
     @classmethod
     def setUpClass(cls):
-        if os.geteuid() != 0:
-            raise unittest.SkipTest("needs root")
-        for prog in ("libvirtd", "virsh", "unshare", "qemu-system-x86_64"):
-            if not _which(prog):
-                raise unittest.SkipTest("%s is not installed (scripts/setup-host.sh --test)"
-                                        % prog)
-        try:
-            import pwd
-            pwd.getpwnam("libvirt-qemu")
-        except KeyError:
-            raise unittest.SkipTest("no libvirt-qemu user: install libvirt-daemon-system")
-        if subprocess.run(["unshare", "--mount", "true"]).returncode != 0:
-            raise unittest.SkipTest("cannot make a mount namespace for a private libvirtd")
-        try:
-            cls.images = build_images()
-        except GuestError as e:
-            raise unittest.SkipTest("guest images: %s" % e)
+        cls.images = require_libvirt()
 
     def setUp(self):
         super().setUp()
@@ -312,13 +324,7 @@ class LibvirtHookTest(DaemonTestCase):
 
     def test_hook_start_ping_destroy(self):
         d = self.daemon(ports=[vhost_port("tp0")], max_sleep_us=100)
-        tp = Testpmd(["net_virtio_user0,path=%s,mac=%s,queues=1" % (d.sock("tp0"), TP_MAC)],
-                     ["--forward-mode=icmpecho", "--nb-cores=1", "--rxq=1", "--txq=1"],
-                     lcores="0@%d,1@%d" % (PEER_CPU, PEER_CPU), frontend=True,
-                     workdir=self.tmp)
-        self.addCleanup(tp.stop)
-        tp.start()
-        d.wait_connected("tp0", timeout=30)
+        icmpecho(self, d, "tp0", TP_MAC, self.tmp)
         lv = self._libvirtd(d)
 
         # The guest's initrd: the generic one + this test's script.
@@ -349,20 +355,9 @@ class LibvirtHookTest(DaemonTestCase):
         d.rpc("lun.add", {"name": "lvdisk", "controller": "scsi0", "backend": "ram",
                           "size": "16M"})
 
-        ctl_log = os.path.join(gdir, "ctl.log")
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            res, marks = results(ctl_log)
-            if "disk" in marks or _has(ctl_log, "VT-ERROR") or _has(ctl_log, "VT-EXIT"):
-                break
-            time.sleep(0.5)
-        res, marks = results(ctl_log)
+        res, marks, msg = wait_guest(gdir, lv, "disk", 240)
         boot = time.monotonic() - t0
-        msg = "guest results %s marks %s\nconsole:\n%s\nlibvirtd:\n%s" % (
-            res, marks, _tail(os.path.join(gdir, "console.log")), lv.log()[-2000:])
-        self.assertIn("pinged", marks, msg)
-        self.assertEqual(res.get("ping"), str(PINGS), msg)
-        self.assertIn(TP_MAC, res.get("neigh", ""), msg)
+        check_pinged(self, res, marks, msg, PINGS, TP_MAC)
         st = d.port_stats("vm0")
         self.assertGreaterEqual(st["rx"]["packets"], PINGS, st)
         self.assertGreaterEqual(st["tx"]["packets"], PINGS, st)
@@ -400,6 +395,38 @@ class LibvirtHookTest(DaemonTestCase):
         self.assertIn("has no <memoryBacking>", p.stderr)
         self.assertIn("<access mode='shared'/>", p.stderr)
         self.assertEqual(self._names(d), (set(), set()))
+
+
+def icmpecho(test, d, port, mac, workdir):
+    """A dpdk-testpmd icmpecho (MAC @mac) on vhostd's port @port, connected."""
+    tp = Testpmd(["net_virtio_user0,path=%s,mac=%s,queues=1" % (d.sock(port), mac)],
+                 ["--forward-mode=icmpecho", "--nb-cores=1", "--rxq=1", "--txq=1"],
+                 lcores="0@%d,1@%d" % (PEER_CPU, PEER_CPU), frontend=True, workdir=workdir)
+    test.addCleanup(tp.stop)
+    tp.start()
+    d.wait_connected(port, timeout=30)
+
+
+def wait_guest(gdir, lv, mark, timeout):
+    """Wait for the guest's VT-MARK @mark (or its end) on its ctl serial:
+    (results, marks, a message with the console and libvirtd's log)."""
+    ctl_log = os.path.join(gdir, "ctl.log")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        res, marks = results(ctl_log)
+        if mark in marks or _has(ctl_log, "VT-ERROR") or _has(ctl_log, "VT-EXIT"):
+            break
+        time.sleep(0.5)
+    res, marks = results(ctl_log)
+    return res, marks, "guest results %s marks %s\nconsole:\n%s\nlibvirtd:\n%s" % (
+        res, marks, _tail(os.path.join(gdir, "console.log")), lv.log()[-2000:])
+
+
+def check_pinged(test, res, marks, msg, pings, peer_mac):
+    """The guest's GUEST_SCRIPT-style ping: all replies, the peer's MAC learnt."""
+    test.assertIn("pinged", marks, msg)
+    test.assertEqual(res.get("ping"), str(pings), msg)
+    test.assertIn(peer_mac, res.get("neigh", ""), msg)
 
 
 def _has(path, text):

@@ -277,8 +277,15 @@ interface_errors(void **state)
 	assert_err_has("two interfaces map to port name 'a'");
 }
 
+/* Member @key of the "ovs" entry @i, or NULL. */
+static const char *
+ovs_str(const struct lvx_result *r, size_t i, const char *key)
+{
+	return json_string_value(json_object_get(json_array_get(r->ovs, i), key));
+}
+
 static void
-openvswitch_virtualport_noted(void **state)
+openvswitch_virtualport(void **state)
 {
 	struct lvx_result r;
 
@@ -288,9 +295,80 @@ openvswitch_virtualport_noted(void **state)
 				 &r),
 		0);
 	assert_int_equal(json_array_size(r.ports), 1);
-	assert_int_equal(json_array_size(r.notes), 1);
-	assert_non_null(strstr(json_string_value(json_array_get(r.notes, 0)), "interfaceid='abc'"));
-	assert_non_null(strstr(json_string_value(json_array_get(r.notes, 0)), "OVS integration"));
+	assert_int_equal(json_array_size(r.notes), 0);
+	assert_int_equal(json_array_size(r.ovs), 1);
+	assert_string_equal(ovs_str(&r, 0, "port"), "a");
+	assert_string_equal(ovs_str(&r, 0, "iface-id"), "abc");
+	assert_null(ovs_str(&r, 0, "bridge"));
+	assert_null(ovs_str(&r, 0, "vm-uuid"));
+	lvx_result_free(&r);
+
+	/* Without parameters: an attachment without iface-id. */
+	assert_int_equal(parse("<interface type='vhostuser'><source type='unix' path='/x/a.sock' "
+			       "mode='server'/><virtualport type='openvswitch'/></interface>",
+				 &r),
+		0);
+	assert_int_equal(json_array_size(r.ovs), 1);
+	assert_null(ovs_str(&r, 0, "iface-id"));
+	lvx_result_free(&r);
+
+	assert_int_equal(parse("<interface type='vhostuser'><source type='unix' path='/x/a.sock' "
+			       "mode='server'/><virtualport type='openvswitch'><parameters "
+			       "interfaceid='a b'/></virtualport></interface>",
+				 &r),
+		-EINVAL);
+	assert_err_has("<parameters interfaceid='a b'>");
+}
+
+#define OVS_DOM                                                                                    \
+	DOM_HEAD "<uuid>0b8c6a0e-8f2a-4b6b-9c1c-3f0d5a9e7b11</uuid>" SHARED                        \
+		 "<devices><interface type='vhostuser'><mac address='52:54:00:12:34:61'/>"         \
+		 "<source type='unix' path='/x/vm0.sock' mode='client'/></interface>"              \
+		 "<interface type='vhostuser'><source type='unix' path='/x/vm1.sock' "             \
+		 "mode='client'/></interface></devices>"
+
+static void
+ovs_metadata(void **state)
+{
+	struct lvx_result r;
+
+	/* By MAC (any case) and by port name; the element's bridge is the default. */
+	assert_int_equal(
+		parse(OVS_DOM "<metadata><vhostd:ovs xmlns:vhostd='" LVX_VHOSTD_NS "' bridge='br-int'>"
+			      "<vhostd:port mac='52:54:00:12:34:61' "
+			      "interfaceid='7f1c0000-0000-4000-8000-000000000001'/>"
+			      "<vhostd:port name='vm1' bridge='br-ex'/>"
+			      "</vhostd:ovs><other xmlns='urn:x'/></metadata></domain>",
+			&r),
+		0);
+	assert_string_equal(r.uuid, "0b8c6a0e-8f2a-4b6b-9c1c-3f0d5a9e7b11");
+	assert_int_equal(json_array_size(r.ovs), 2);
+	assert_string_equal(ovs_str(&r, 0, "port"), "vm0");
+	assert_string_equal(ovs_str(&r, 0, "bridge"), "br-int");
+	assert_string_equal(ovs_str(&r, 0, "iface-id"), "7f1c0000-0000-4000-8000-000000000001");
+	assert_string_equal(ovs_str(&r, 0, "vm-uuid"), "0b8c6a0e-8f2a-4b6b-9c1c-3f0d5a9e7b11");
+	assert_string_equal(ovs_str(&r, 1, "port"), "vm1");
+	assert_string_equal(ovs_str(&r, 1, "bridge"), "br-ex");
+	assert_null(ovs_str(&r, 1, "iface-id"));
+	lvx_result_free(&r);
+
+	/* A port nobody has, both or neither of mac/name, a foreign child. */
+	assert_int_equal(parse(OVS_DOM "<metadata><vhostd:ovs xmlns:vhostd='" LVX_VHOSTD_NS "'>"
+				       "<vhostd:port mac='52:54:00:00:00:99'/>"
+				       "<vhostd:port mac='52:54:00:12:34:61' name='vm0'/>"
+				       "<vhostd:bridge/></vhostd:ovs></metadata></domain>",
+				 &r),
+		-EINVAL);
+	assert_err_has("<vhostd:port mac='52:54:00:00:00:99'>: no <interface type='vhostuser'> "
+		       "has that MAC address");
+	assert_err_has("name the interface with mac='MAC'");
+	assert_err_has("only <vhostd:port> elements go there");
+	/* Another namespace with the same element name is not ours. */
+	assert_int_equal(parse(OVS_DOM "<metadata><x:ovs xmlns:x='urn:other'><x:port "
+				       "name='nope'/></x:ovs></metadata></domain>",
+				 &r),
+		0);
+	assert_int_equal(json_array_size(r.ovs), 0);
 	lvx_result_free(&r);
 }
 
@@ -487,6 +565,38 @@ snippet_errors(void **state)
 	json_decref(config);
 }
 
+static void
+ovs_snippet(void **state)
+{
+	const char *names[] = {"vm0", "vm1", NULL};
+	json_t *config = json_loads(round_config, 0, NULL);
+	struct lvx_result r;
+	char *xml;
+
+	assert_non_null(config);
+	json_object_set_new(config, "ovs",
+		json_pack("{s:s, s:[{s:s, s:s, s:s, s:s}]}", "db", "unix:/x/db.sock", "attach",
+			"port", "vm1", "bridge", "br-int", "iface-id", "7f1c-01", "vm-uuid",
+			"0b8c-02"));
+	xml = lvx_snippet(config, names, err, sizeof(err));
+	if (xml == NULL)
+		fail_msg("lvx_snippet: %s", err);
+	assert_non_null(strstr(xml, "<virtualport type='openvswitch'>\n    <parameters "
+				    "interfaceid='7f1c-01'/>"));
+	assert_non_null(strstr(xml, "<vhostd:port name='vm1' bridge='br-int' "
+				    "interfaceid='7f1c-01'/>"));
+	if (parse(xml, &r) != 0)
+		fail_msg("%s\ndoes not parse back: %s", xml, err);
+	assert_int_equal(json_array_size(r.ports), 2);
+	assert_int_equal(json_array_size(r.ovs), 1);
+	assert_string_equal(ovs_str(&r, 0, "port"), "vm1");
+	assert_string_equal(ovs_str(&r, 0, "bridge"), "br-int");
+	assert_string_equal(ovs_str(&r, 0, "iface-id"), "7f1c-01");
+	lvx_result_free(&r);
+	free(xml);
+	json_decref(config);
+}
+
 int
 main(void)
 {
@@ -500,7 +610,9 @@ main(void)
 		cmocka_unit_test(example_no_shared_memory),
 		cmocka_unit_test(missing_memory_backing),
 		cmocka_unit_test(interface_errors),
-		cmocka_unit_test(openvswitch_virtualport_noted),
+		cmocka_unit_test(openvswitch_virtualport),
+		cmocka_unit_test(ovs_metadata),
+		cmocka_unit_test(ovs_snippet),
 		cmocka_unit_test(malformed),
 		cmocka_unit_test(vhostuser_disk),
 		cmocka_unit_test(nothing_for_vhostd),
