@@ -35,6 +35,17 @@ configure(struct port *p, uint16_t id, const struct rte_eth_dev_info *info, bool
 
 	memset(&conf, 0, sizeof(conf));
 	conf.intr_conf.rxq = rx_intr;
+	/*
+	 * A net_virtio_user server (the OVS-DPDK link) notices its vhost-user
+	 * client leaving, and accepts the next one (ovs-vswitchd restarted), only
+	 * in its link-state path: the interrupt on the connection/listening
+	 * socket, or a link query. We never query the link, and the driver hooks
+	 * that interrupt only if lsc or rxq interrupts are configured: without
+	 * rx interrupts the link would stay dead after the first disconnect.
+	 */
+	if (strcmp(info->driver_name, "net_virtio_user") == 0 && info->dev_flags != NULL &&
+		(*info->dev_flags & RTE_ETH_DEV_INTR_LSC))
+		conf.intr_conf.lsc = 1;
 	if (info->max_rx_pktlen >= (uint32_t)p->conf.mtu + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN)
 		conf.rxmode.mtu = p->conf.mtu;
 	rc = rte_eth_dev_configure(id, p->eth_nrxq, p->eth_ntxq, &conf);
