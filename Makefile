@@ -1,6 +1,8 @@
 # Thin wrapper around meson for the README's commands.
 BUILD ?= build
 CONFIG ?=
+# The ASan+UBSan build that make test also runs the tests against.
+ASAN_BUILD ?= $(BUILD)-asan
 
 .PHONY: all build run test unit integration clean deps
 
@@ -20,10 +22,11 @@ build: $(BUILD)/build.ninja
 run: build
 	$(BUILD)/vhostd $(if $(CONFIG),-c $(CONFIG))
 
-# The whole suite: unit tests, then integration tests with real peers.
+# The whole suite: unit, integration and fuzz tests, then the unit tests and
+# the daemon's integration tests again on an ASan+UBSan build (ASAN_BUILD).
 test:
 	$(MAKE) build
-	scripts/run-tests.sh $(BUILD)
+	scripts/run-tests.sh $(BUILD) $(ASAN_BUILD)
 
 unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs
@@ -32,4 +35,4 @@ integration: build
 	meson test -C $(BUILD) --suite integration --print-errorlogs
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(BUILD)-fuzz $(ASAN_BUILD)

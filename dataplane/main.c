@@ -224,6 +224,7 @@ main(int argc, char **argv)
 	if (doc == NULL || config_parse_daemon(doc, &d, &err) < 0 ||
 		config_apply(doc, &d, true, &err) < 0) {
 		fprintf(stderr, "vhostd: %s\n", err.message);
+		json_decref(doc);
 		return 1;
 	}
 	if (config_path != NULL && realpath(config_path, d.config_path) == NULL)
@@ -231,6 +232,7 @@ main(int argc, char **argv)
 	if (check) {
 		printf("vhostd: %s: configuration is valid\n",
 			config_path ? config_path : "embedded default config");
+		json_decref(doc);
 		return 0;
 	}
 	if (no_huge)

@@ -3,6 +3,8 @@
 # packages, 2 MiB hugepages and a hugetlbfs mount. Idempotent.
 #   scripts/setup-host.sh            build + run dependencies
 #   scripts/setup-host.sh --test     also the test peers (QEMU, kernel, OVS...)
+#                                    and clang + libFuzzer (libclang-rt-14-dev
+#                                    holds libclang_rt.fuzzer) for the fuzz suite
 # HUGEPAGES (default 2048 x 2 MiB) sets how many 2 MiB pages to reserve.
 set -eu
 
@@ -14,7 +16,8 @@ build_pkgs="build-essential meson ninja-build pkg-config python3 libdpdk-dev dpd
 	libcmocka-dev"
 test_pkgs="qemu-system-x86 qemu-system-common qemu-utils linux-image-amd64 busybox-static
 	cpio xz-utils kmod iproute2 openvswitch-switch openvswitch-switch-dpdk
-	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon-system"
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon-system
+	clang libclang-rt-14-dev"
 
 pkgs=$build_pkgs
 [ $want_test = 1 ] && pkgs="$pkgs $test_pkgs"

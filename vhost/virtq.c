@@ -393,6 +393,8 @@ iov_copy(const struct iovec *iov, unsigned int n, size_t off, void *buf, size_t 
 		return 0;
 	for (; i < n && done < len; i++, in = 0) {
 		chunk = RTE_MIN(iov[i].iov_len - in, len - done);
+		if (chunk == 0)
+			continue; /* an empty iovec may have a NULL base: no memcpy(NULL) */
 		if (to)
 			memcpy((char *)iov[i].iov_base + in, (char *)buf + done, chunk);
 		else

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "lun.h"
 #include "scsi_cmd.h"
+#include "fuzz_util.h"
 
 static struct lun *luns[2];
 static const uint16_t lun_ids[] = {0, 1, 300};
@@ -27,23 +28,6 @@ static void
 on_done(struct scsi_task *t)
 {
 	(*(int *)t->priv)++;
-}
-
-static struct lun *
-open_lun(enum lun_backend_type b, bool ro, const char *name)
-{
-	struct lun_conf c;
-	struct lun *l;
-	char err[256];
-
-	lun_conf_init(&c);
-	strcpy(c.name, name);
-	c.backend = b;
-	c.size = 1 << 20;
-	c.readonly = ro;
-	if (lun_open(&c, &l, err, sizeof(err)) < 0)
-		abort();
-	return l;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -59,8 +43,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!luns[0]) {
 		vlog_level = VLOG_LVL_ERR;
-		luns[0] = open_lun(LUN_BACKEND_RAM, false, "ram0");
-		luns[1] = open_lun(LUN_BACKEND_NULL, true, "null0");
+		luns[0] = fuzz_open_lun(LUN_BACKEND_RAM, false, "ram0");
+		luns[1] = fuzz_open_lun(LUN_BACKEND_NULL, true, "null0");
 	}
 	if (size < 4 + SCSI_CDB_MAX)
 		return 0;

@@ -9,6 +9,7 @@ Needs root, 2 MiB hugepages and a mounted hugetlbfs (scripts/setup-host.sh).
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -216,6 +217,10 @@ def vhost_port(name, bridge="br0", **kw):
     return p
 
 
+# What AddressSanitizer, LeakSanitizer and UBSan print when they find something.
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error: ")
+
+
 class DaemonTestCase(unittest.TestCase):
     """Keeps the daemon log of a failed test and always cleans up."""
 
@@ -247,7 +252,18 @@ class DaemonTestCase(unittest.TestCase):
         failed = any(err for _, err in (self._outcome.result.errors +
                                         self._outcome.result.failures)
                      if _ is self) if hasattr(self, "_outcome") else False
+        reports = []
         for d in self._daemons:
-            if failed:
+            try:
+                with open(d.log_path, errors="replace") as f:
+                    report = SANITIZER_REPORT.search(f.read())
+            except OSError:
+                report = None
+            if failed or report:
                 sys.stderr.write("---- vhostd log (%s) ----\n%s\n" % (d.workdir, d.log()))
+            if report:
+                reports.append(d.workdir)
             d.cleanup()
+        # A sanitizer build (make test's ASan+UBSan run): a report fails the test.
+        if reports and not failed:
+            self.fail("sanitizer report in the vhostd log of %s" % ", ".join(reports))
