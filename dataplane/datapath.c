@@ -253,6 +253,7 @@ dp_publish(void)
 			v->eth_port = p->eth_port;
 			v->eth_ntxq = p->eth_ntxq;
 			v->eth_tx_shared = p->eth_ntxq < dp.n_pmd;
+			v->eth_rx_intr = p->eth_rx_intr;
 			v->eth_txlock = p->eth_txlock;
 		}
 		p->vring_enabled = p->vid >= 0 ? vhost_net_vring_bits(p->vid) : 0;

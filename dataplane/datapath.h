@@ -252,6 +252,7 @@ struct dp_port_view {
 	uint16_t eth_port;
 	uint16_t eth_ntxq;
 	uint8_t eth_tx_shared; /* fewer tx queues than PMD threads: lock */
+	uint8_t eth_rx_intr;   /* rx interrupts configured: a halted PMD can arm them */
 	rte_spinlock_t *eth_txlock;
 	const uint64_t *trunks; /* owned by the snapshot */
 };

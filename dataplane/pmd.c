@@ -209,7 +209,8 @@ pmd_arm(struct pmd *p, const struct dp_snapshot *s, bool enable)
 		if (v->port == NULL)
 			continue;
 		if (v->type == PORT_ETHDEV) {
-			if (!v->up)
+			/* Without rx interrupts the halted thread looks every 1 ms. */
+			if (!v->up || !v->eth_rx_intr)
 				continue;
 			if (enable)
 				rte_eth_dev_rx_intr_enable(v->eth_port, plan->rxq[i].queue);
@@ -252,7 +253,7 @@ net_kick_fd(const struct dp_snapshot *s, const struct dp_rxq_ref *r)
 	if (v->port == NULL)
 		return -1;
 	if (v->type == PORT_ETHDEV)
-		return v->up ? ethdev_port_rx_intr_fd(v->eth_port, r->queue) : -1;
+		return v->up && v->eth_rx_intr ? ethdev_port_rx_intr_fd(v->eth_port, r->queue) : -1;
 	if (v->vid < 0 || rte_vhost_get_vhost_vring(v->vid, net_kick_vring(r), &vr) != 0)
 		return -1;
 	return vr.kickfd;
