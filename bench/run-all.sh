@@ -54,6 +54,8 @@ if [ "${1:-}" = --net-hook ]; then
 	win=$(awk -v d="$RA_DURATION" 'BEGIN { w = d - 2.5; if (w > 5) w = 5; if (w < 1) w = 1; print w }')
 	if [ -n "${RA_PERF:-}" ] && [ "$sw" = vhostd-bridge ] && [ "$size" = 64 ] &&
 	   [ ! -e "$RA_OUT/perf-net.data" ]; then
+		# (read only) our vhostd: the one running this run's config
+		pgrep -f -- "$(dirname "$ctl")/vhostd.json" | head -n 1 >"$RA_OUT/perf-net.pid" || true
 		perf record -q -g -C "$RA_SW_CPU" -o "$RA_OUT/perf-net.data" -- sleep "$win" \
 			>/dev/null 2>&1 || true
 	else
@@ -385,7 +387,8 @@ if want scsi && [ $scsi_up = 1 ]; then
 				for rw in read write; do
 					pf=
 					[ "$PERF" = 1 ] && [ "$b" = null:0 ] && [ $qd = 32 ] && [ $rw = read ] &&
-						[ "$r" = 1 ] && pf="$OUT/perf-scsi.data"
+						[ "$r" = 1 ] && pf="$OUT/perf-scsi.data" &&
+						echo "${SW_PIDS[0]}" >"$OUT/perf-scsi.pid"
 					set -- $(scsi_run "${b#*:}" "rand$rw" "$qd" "scsi-${b%%:*}-$rw-$qd-r$r" "$pf")
 					log "  ${b%%:*} rand$rw qd $qd: ${1:-FAIL} M IOPS, ${2:--} cycles/request"
 					best "scsi,${b%%:*},$rw,$qd" "${1:-}"
@@ -442,12 +445,19 @@ clean_prefix "$SCSI_PREFIX"
 # -------------------------------------------------------------- profile --
 
 profile() {  # title perf.data
+	local pid=
 	[ -s "$2" ] || return 0
+	[ -s "${2%.data}.pid" ] && pid=$(cat "${2%.data}.pid")
 	echo
-	echo "perf profile: $1 (perf record -g -C $SW_CPU; top 10 symbols, self time;"
-	echo "librte_vhost has no symbols in Debian's package: its time shows as addresses in librte_vhost.so)"
+	echo "perf profile: $1 (perf record -g -C $SW_CPU; top 10 symbols by self time,"
+	if [ -n "$pid" ]; then
+		echo "as a share of vhostd's own samples (pid $pid: $(perf report -i "$2" --pid "$pid" \
+			--no-children --sort comm --stdio -q -g none 2>/dev/null |
+			awk '{ s += $1 } END { printf "%.0f%%", s }') of the CPU's samples; the rest: other processes),"
+	fi
+	echo "librte_vhost has no symbols in Debian's package: what it exports shows, the rest as addresses in librte_vhost.so)"
 	perf report -i "$2" --no-children --sort dso,sym --stdio -q -g none --percent-limit 0.5 \
-		2>/dev/null | grep -v '^$' | head -n 10
+		${pid:+--pid "$pid" --percentage relative} 2>/dev/null | grep -v '^$' | head -n 10
 }
 
 # ---------------------------------------------------------------- table --

@@ -137,9 +137,9 @@ lun_iov_to(const struct iovec *iov, unsigned int n, size_t off, const void *src,
  * A ram LUN larger than any cache: write-through (non-temporal) stores. A
  * guest write lands on a random, cold line of the LUN; a normal store first
  * reads that line from memory (read for ownership) only to overwrite it, and
- * evicts hot data on the way. Streaming stores skip the read: a 4 KiB write
- * costs about a third (bench/RESULTS.md). Smaller LUNs keep memcpy (their
- * data may be read back from the cache).
+ * evicts hot data on the way. Streaming stores skip the read (measured in
+ * bench/RESULTS.md). Smaller LUNs keep memcpy (their data may be read back
+ * from the cache).
  */
 #define LUN_RAM_STREAM_MIN (64ULL << 20)
 
