@@ -682,9 +682,31 @@ flush_dirty(struct vscsi_pmd *vp)
 	for (uint16_t i = 0; i < vp->n_dirty; i++) {
 		struct vscsi_queue *q = vp->dirty[i];
 
+		/*
+		 * The inflight area tells a restarted backend about one completion only
+		 * (last_inflight_io: in the used ring, not yet cleared). Publishing a whole
+		 * batch before clearing it would have the next backend resubmit, and
+		 * complete again, all but one of a batch cut short by a crash: publish
+		 * and clear head by head (vhost-user.rst, "Inflight I/O tracking").
+		 */
+		bool cleared = false;
+
+		if (q->inflight_on &&
+			(uint16_t)(q->vq.last_used_idx - q->vq.published_used) == q->n_batch) {
+			uint16_t idx = q->vq.published_used;
+
+			for (uint16_t b = 0; b < q->n_batch; b++) {
+				rte_vhost_set_last_inflight_io_split(
+					q->dev->vid, q->vring, q->batch[b]);
+				__atomic_store_n(&q->vq.used->idx, ++idx, __ATOMIC_RELEASE);
+				rte_vhost_clr_inflight_desc_split(
+					q->dev->vid, q->vring, idx, q->batch[b]);
+			}
+			cleared = true;
+		}
 		if (virtq_flush(&q->vq))
 			queue_call(q);
-		if (q->inflight_on)
+		if (q->inflight_on && !cleared)
 			for (uint16_t b = 0; b < q->n_batch; b++)
 				rte_vhost_clr_inflight_desc_split(
 					q->dev->vid, q->vring, q->vq.last_used_idx, q->batch[b]);
