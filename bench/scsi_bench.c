@@ -55,6 +55,7 @@ struct opts {
 	bool no_event_idx;
 	bool no_hugetlb;
 	bool inflight;
+	bool reconnect; /* wait for the backend to come back when it goes away (--reconnect) */
 	bool verbose;
 	uint64_t mem_mb;
 	uint16_t vq_size;
@@ -758,6 +759,45 @@ complete(struct ctx *c, struct req *r, uint64_t t)
 	}
 }
 
+/* --reconnect: the backend went away with `outstanding` requests in flight. Waits for the
+ * next one (it accepts on --server's socket, or connects to --socket) and sets it up again;
+ * what the old backend had taken and not completed, it resubmits from the inflight area. */
+static int
+backend_reconnect(struct ctx *c, unsigned int outstanding)
+{
+	int timeout_ms = c->o.timeout > 0 ? (int)(c->o.timeout * 1000) : 60000;
+	uint64_t t0 = now_ns();
+	unsigned int q;
+	int rc;
+
+	fprintf(stderr, "backend went away with %u request(s) outstanding; waiting up to %d ms "
+			"for it to come back\n",
+		outstanding, timeout_ms);
+	for (q = c->first_rq; q < c->first_rq + c->o.queues; q++) {
+		uint16_t ver = 0, uidx = 0, last = 0;
+		int n = vuf_inflight_state(c->dev, q, &ver, &uidx, &last);
+
+		if (n >= 0)
+			fprintf(stderr, "  vq %u: used %u, inflight area: %d in flight, version %u, "
+					"used_idx %u, last_inflight_io %u\n",
+				q, c->dev->vq[q].used->idx, n, ver, uidx, last);
+	}
+	rc = vuf_reconnect(c->dev, timeout_ms);
+	if (rc < 0) {
+		fprintf(stderr, "reconnect failed: %s\n", vuf_strerror(c->dev));
+		return rc;
+	}
+	fprintf(stderr, "reconnected after %.3f s (%s inflight area):", (now_ns() - t0) / 1e9,
+		c->dev->inflight != NULL ? "with the" : "no");
+	for (q = c->first_rq; q < c->first_rq + c->o.queues; q++) {
+		const struct vuf_vq *vq = &c->dev->vq[q];
+
+		fprintf(stderr, " vq %u used %u avail %u", q, vq->used->idx, vq->avail_idx);
+	}
+	fprintf(stderr, "\n");
+	return 0;
+}
+
 /* Runs the current job until it has issued everything (pattern jobs) or for o.seconds
  * (bench), then drains. Returns 0, or <0 on a transport failure. */
 static int
@@ -793,6 +833,8 @@ run_job(struct ctx *c, double seconds, double *elapsed)
 	uint64_t last_progress = t0;
 	uint64_t timeout_ticks =
 		(uint64_t)(IO_TIMEOUT_MS * 1e6 * (double)(1ULL << 32) / (double)c->q32_ns_per_tick);
+	/* --reconnect: look at the socket after 1 ms without a completion */
+	uint64_t idle_ticks = (uint64_t)(1e6 * (double)(1ULL << 32) / (double)c->q32_ns_per_tick);
 
 	while (outstanding > 0) {
 		for (q = c->first_rq; q < c->first_rq + c->o.queues; q++) {
@@ -838,6 +880,14 @@ run_job(struct ctx *c, double seconds, double *elapsed)
 			t = ticks();
 			if (issuing && c->job == JOB_BENCH && t >= tend)
 				issuing = false;
+			if (c->o.reconnect && t - last_progress > idle_ticks &&
+				!vuf_backend_alive(c->dev)) {
+				rc = backend_reconnect(c, outstanding);
+				if (rc < 0)
+					return rc;
+				last_progress = ticks();
+				continue;
+			}
 			if (t - last_progress > timeout_ticks) {
 				fprintf(stderr, "%u request(s) not completed after %d ms\n",
 					outstanding, IO_TIMEOUT_MS);
@@ -1318,6 +1368,8 @@ usage(FILE *f)
 		   "device:  --type scsi|blk  --target T --lun L  --queues N  --vq-size N\n"
 		   "         --indirect --no-event-idx --no-hugetlb --inflight --mem MB --cpu N "
 		   "--verbose\n"
+		   "         --reconnect (backend gone: wait for it, set it up again and let it\n"
+		   "           resubmit what was in flight; with --inflight, best with --server)\n"
 		   "bench:   --rw randread|randwrite|read|write|randrw [--rwmixread PCT]\n"
 		   "         --bs BYTES --qd N --time SECONDS --size BYTES --json\n"
 		   "         --gap-ms N (pause N ms before each resubmission: a paced trickle)\n"
@@ -1378,6 +1430,7 @@ enum {
 	O_NOEVIDX,
 	O_NOHUGE,
 	O_INFLIGHT,
+	O_RECONNECT,
 	O_MEM,
 	O_VQSIZE,
 	O_VERBOSE,
@@ -1419,6 +1472,7 @@ static const struct option longopts[] = {
 	{"no-event-idx", no_argument, NULL, O_NOEVIDX},
 	{"no-hugetlb", no_argument, NULL, O_NOHUGE},
 	{"inflight", no_argument, NULL, O_INFLIGHT},
+	{"reconnect", no_argument, NULL, O_RECONNECT},
 	{"mem", required_argument, NULL, O_MEM},
 	{"vq-size", required_argument, NULL, O_VQSIZE},
 	{"verbose", no_argument, NULL, O_VERBOSE},
@@ -1524,6 +1578,9 @@ parse_args(struct opts *o, int argc, char **argv)
 			break;
 		case O_INFLIGHT:
 			o->inflight = true;
+			break;
+		case O_RECONNECT:
+			o->reconnect = true;
 			break;
 		case O_MEM:
 			o->mem_mb = strtoull(optarg, NULL, 0);

@@ -352,12 +352,56 @@ now_ms(void)
 	return (int64_t)(vuf_now_ns() / 1000000);
 }
 
+/* Waits up to timeout_ms for a backend on the listening socket and accepts it. */
+static int
+accept_backend(struct vuf_dev *dev, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = dev->listen_fd, .events = POLLIN};
+	int rc, fd;
+
+	do {
+		rc = poll(&pfd, 1, timeout_ms);
+	} while (rc < 0 && errno == EINTR);
+	if (rc < 0)
+		return fail(dev, errno, "poll %s", dev->path);
+	if (rc == 0)
+		return fail(dev, ETIMEDOUT, "no backend connected to %s", dev->path);
+	fd = accept4(dev->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return fail(dev, errno, "accept on %s", dev->path);
+	return fd;
+}
+
+/* Connects to the backend's socket, retrying ENOENT/ECONNREFUSED for timeout_ms. */
+static int
+connect_backend(struct vuf_dev *dev, int timeout_ms)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+	int fd;
+
+	strcpy(sa.sun_path, dev->path);
+	for (;;) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return fail(dev, errno, "socket");
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return fd;
+		int err = errno;
+
+		close(fd);
+		/* the backend may not have created its socket yet */
+		if ((err != ENOENT && err != ECONNREFUSED) || now_ms() >= deadline)
+			return fail(dev, err, "connect %s", dev->path);
+		usleep(20000);
+	}
+}
+
 static int
 open_socket(struct vuf_dev *dev, const struct vuf_opts *o)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct timeval tv = {.tv_sec = VUF_REPLY_TIMEOUT_S};
-	int64_t deadline = now_ms() + (o->connect_timeout_ms < 0 ? 0 : o->connect_timeout_ms);
 	int fd;
 
 	if (strlen(o->path) >= sizeof(sa.sun_path))
@@ -365,9 +409,6 @@ open_socket(struct vuf_dev *dev, const struct vuf_opts *o)
 	strcpy(sa.sun_path, o->path);
 
 	if (o->server) {
-		struct pollfd pfd;
-		int rc;
-
 		dev->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (dev->listen_fd < 0)
 			return fail(dev, errno, "socket");
@@ -376,34 +417,12 @@ open_socket(struct vuf_dev *dev, const struct vuf_opts *o)
 			return fail(dev, errno, "bind %s", o->path);
 		if (listen(dev->listen_fd, 1) < 0)
 			return fail(dev, errno, "listen %s", o->path);
-		pfd.fd = dev->listen_fd;
-		pfd.events = POLLIN;
-		do {
-			rc = poll(&pfd, 1, o->connect_timeout_ms);
-		} while (rc < 0 && errno == EINTR);
-		if (rc < 0)
-			return fail(dev, errno, "poll %s", o->path);
-		if (rc == 0)
-			return fail(dev, ETIMEDOUT, "no backend connected to %s", o->path);
-		fd = accept4(dev->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			return fail(dev, errno, "accept on %s", o->path);
+		fd = accept_backend(dev, o->connect_timeout_ms);
 	} else {
-		for (;;) {
-			fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			if (fd < 0)
-				return fail(dev, errno, "socket");
-			if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-				break;
-			int err = errno;
-
-			close(fd);
-			/* the backend may not have created its socket yet */
-			if ((err != ENOENT && err != ECONNREFUSED) || now_ms() >= deadline)
-				return fail(dev, err, "connect %s", o->path);
-			usleep(20000);
-		}
+		fd = connect_backend(dev, o->connect_timeout_ms);
 	}
+	if (fd < 0)
+		return fd;
 	dev->sock = fd;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return 0;
@@ -446,6 +465,15 @@ alloc_memory(struct vuf_dev *dev, size_t size, bool no_hugetlb)
 		return fail(dev, errno, "mmap %zu bytes of shared memory", size);
 	}
 	return 0;
+}
+
+/* SET_OWNER, then SET_FEATURES with the negotiated features. */
+static int
+own_and_set_features(struct vuf_dev *dev)
+{
+	int rc = set_req(dev, VUF_SET_OWNER, NULL, 0, NULL, 0);
+
+	return rc < 0 ? rc : set_u64(dev, VUF_SET_FEATURES, dev->features);
 }
 
 int
@@ -503,10 +531,7 @@ vuf_connect(struct vuf_dev **devp, const struct vuf_opts *o)
 			dev->backend_queues = (uint32_t)q;
 		}
 	}
-	rc = set_req(dev, VUF_SET_OWNER, NULL, 0, NULL, 0);
-	if (rc < 0)
-		return rc;
-	rc = set_u64(dev, VUF_SET_FEATURES, dev->features);
+	rc = own_and_set_features(dev);
 	if (rc < 0)
 		return rc;
 	return alloc_memory(dev, o->mem_size, o->no_hugetlb);
@@ -564,14 +589,13 @@ vuf_gpa_to_va(const struct vuf_dev *dev, uint64_t gpa, size_t len)
 	return (char *)dev->mem + (gpa - dev->gpa_base);
 }
 
+static int program_vq(struct vuf_dev *dev, unsigned int idx, uint16_t base);
+
 static int
 setup_vq(struct vuf_dev *dev, unsigned int idx)
 {
 	struct vuf_vq *vq = &dev->vq[idx];
 	uint16_t n = dev->vq_size;
-	struct vuf_vring_state st = {.index = idx};
-	struct vuf_vring_addr addr = {.index = idx};
-	uint64_t fdmsg = idx;
 	unsigned int i;
 	int rc;
 
@@ -607,12 +631,28 @@ setup_vq(struct vuf_dev *dev, unsigned int idx)
 	vq->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (vq->kick_fd < 0 || vq->call_fd < 0)
 		return fail(dev, errno, "eventfd for queue %u", idx);
+	rc = program_vq(dev, idx, 0);
+	if (rc < 0)
+		return rc;
+	vq->started = true;
+	return 0;
+}
 
-	st.num = n;
+/* The ring's messages: SET_VRING_NUM, _BASE (base), _ADDR, _CALL, _KICK. */
+static int
+program_vq(struct vuf_dev *dev, unsigned int idx, uint16_t base)
+{
+	struct vuf_vq *vq = &dev->vq[idx];
+	struct vuf_vring_state st = {.index = idx};
+	struct vuf_vring_addr addr = {.index = idx};
+	uint64_t fdmsg = idx;
+	int rc;
+
+	st.num = vq->num;
 	rc = set_req(dev, VUF_SET_VRING_NUM, &st, sizeof(st), NULL, 0);
 	if (rc < 0)
 		return rc;
-	st.num = 0;
+	st.num = base;
 	rc = set_req(dev, VUF_SET_VRING_BASE, &st, sizeof(st), NULL, 0);
 	if (rc < 0)
 		return rc;
@@ -627,11 +667,7 @@ setup_vq(struct vuf_dev *dev, unsigned int idx)
 	rc = set_req(dev, VUF_SET_VRING_CALL, &fdmsg, sizeof(fdmsg), &vq->call_fd, 1);
 	if (rc < 0)
 		return rc;
-	rc = set_req(dev, VUF_SET_VRING_KICK, &fdmsg, sizeof(fdmsg), &vq->kick_fd, 1);
-	if (rc < 0)
-		return rc;
-	vq->started = true;
-	return 0;
+	return set_req(dev, VUF_SET_VRING_KICK, &fdmsg, sizeof(fdmsg), &vq->kick_fd, 1);
 }
 
 static int
@@ -651,6 +687,7 @@ setup_inflight(struct vuf_dev *dev, unsigned int nvq)
 		return fail(dev, EPROTO, "GET_INFLIGHT_FD: no fd / empty area");
 	dev->inflight_fd = fd;
 	dev->inflight_size = inf.mmap_size;
+	dev->inflight_offset = inf.mmap_offset;
 	dev->inflight =
 		mmap(NULL, inf.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, inf.mmap_offset);
 	if (dev->inflight == MAP_FAILED) {
@@ -670,10 +707,22 @@ vuf_vring_enable(struct vuf_dev *dev, unsigned int idx, bool enable)
 	return set_req(dev, VUF_SET_VRING_ENABLE, &st, sizeof(st), NULL, 0);
 }
 
+static int
+set_mem_table(struct vuf_dev *dev)
+{
+	struct vuf_memory mem = {.nregions = 1};
+
+	mem.regions[0].gpa = dev->gpa_base;
+	mem.regions[0].size = dev->mem_size;
+	mem.regions[0].uaddr = (uint64_t)(uintptr_t)dev->mem;
+	mem.regions[0].mmap_offset = 0;
+	/* only the regions actually used are sent: some backends check the size */
+	return set_req(dev, VUF_SET_MEM_TABLE, &mem, 8 + sizeof(mem.regions[0]), &dev->mem_fd, 1);
+}
+
 int
 vuf_start(struct vuf_dev *dev, unsigned int nvq)
 {
-	struct vuf_memory mem = {.nregions = 1};
 	unsigned int i;
 	int rc;
 
@@ -682,12 +731,7 @@ vuf_start(struct vuf_dev *dev, unsigned int nvq)
 	if (dev->backend_queues != 0 && nvq > dev->backend_queues)
 		return fail(dev, EINVAL, "%u queues requested, backend has %u", nvq,
 			dev->backend_queues);
-	mem.regions[0].gpa = dev->gpa_base;
-	mem.regions[0].size = dev->mem_size;
-	mem.regions[0].uaddr = (uint64_t)(uintptr_t)dev->mem;
-	mem.regions[0].mmap_offset = 0;
-	/* only the regions actually used are sent: some backends check the size */
-	rc = set_req(dev, VUF_SET_MEM_TABLE, &mem, 8 + sizeof(mem.regions[0]), &dev->mem_fd, 1);
+	rc = set_mem_table(dev);
 	if (rc < 0)
 		return rc;
 	if ((dev->proto_features >> VUF_PROTO_F_INFLIGHT_SHMFD) & 1) {
@@ -710,6 +754,147 @@ vuf_start(struct vuf_dev *dev, unsigned int nvq)
 		}
 	}
 	return 0;
+}
+
+bool
+vuf_backend_alive(struct vuf_dev *dev)
+{
+	char b;
+	ssize_t n;
+
+	if (dev->sock < 0)
+		return false;
+	n = recv(dev->sock, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	/* a message the backend sent on its own (none is expected) still means it is alive */
+	return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+}
+
+int
+vuf_reconnect(struct vuf_dev *dev, int timeout_ms)
+{
+	struct timeval tv = {.tv_sec = VUF_REPLY_TIMEOUT_S};
+	uint64_t backend_features, backend_proto, proto = dev->proto_features;
+	unsigned int i;
+	int fd, rc;
+
+	if (dev->mem == NULL || dev->nvq == 0)
+		return fail(dev, EINVAL, "reconnect: the device was never started");
+	if (dev->sock >= 0)
+		close(dev->sock);
+	dev->sock = -1;
+	fd = dev->server ? accept_backend(dev, timeout_ms) : connect_backend(dev, timeout_ms);
+	if (fd < 0)
+		return fd;
+	dev->sock = fd;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+
+	/* the same negotiation as vuf_connect(): the new backend must offer what we use */
+	rc = get_u64(dev, VUF_GET_FEATURES, &backend_features);
+	if (rc < 0)
+		return rc;
+	if ((backend_features & dev->features) != dev->features)
+		return fail(dev, ENOTSUP,
+			"reconnect: backend features 0x%llx lack negotiated 0x%llx",
+			(unsigned long long)backend_features, (unsigned long long)dev->features);
+	if (vuf_has_feature(dev, VUF_F_PROTOCOL_FEATURES)) {
+		rc = get_u64(dev, VUF_GET_PROTOCOL_FEATURES, &backend_proto);
+		if (rc < 0)
+			return rc;
+		if ((backend_proto & proto) != proto)
+			return fail(dev, ENOTSUP,
+				"reconnect: backend protocol features 0x%llx lack 0x%llx",
+				(unsigned long long)backend_proto, (unsigned long long)proto);
+		/* no REPLY_ACK on SET_PROTOCOL_FEATURES itself (see vuf_connect) */
+		dev->proto_features = 0;
+		rc = set_u64(dev, VUF_SET_PROTOCOL_FEATURES, proto);
+		dev->proto_features = proto;
+		if (rc < 0)
+			return rc;
+		if ((proto >> VUF_PROTO_F_MQ) & 1) {
+			uint64_t q;
+
+			rc = get_u64(dev, VUF_GET_QUEUE_NUM, &q);
+			if (rc < 0)
+				return rc;
+			if (q != 0 && q < dev->nvq)
+				return fail(dev, ENOTSUP, "reconnect: backend has %llu queues, we use %u",
+					(unsigned long long)q, dev->nvq);
+		}
+	}
+	rc = own_and_set_features(dev);
+	if (rc < 0)
+		return rc;
+	rc = set_mem_table(dev);
+	if (rc < 0)
+		return rc;
+	if (dev->inflight != NULL) {
+		/* the area the old backend filled: the new one resubmits what it marks in flight */
+		struct vuf_inflight inf = {.mmap_size = dev->inflight_size,
+			.mmap_offset = dev->inflight_offset,
+			.num_queues = dev->nvq,
+			.queue_size = dev->vq_size};
+
+		rc = set_req(dev, VUF_SET_INFLIGHT_FD, &inf, sizeof(inf), &dev->inflight_fd, 1);
+		if (rc < 0)
+			return rc;
+	}
+	for (i = 0; i < dev->nvq; i++) {
+		struct vuf_vq *vq = &dev->vq[i];
+
+		if (!vq->started)
+			continue;
+		/*
+		 * The base is the used index the device published, not our avail index nor
+		 * what we consumed: what the old backend took but did not complete is in the
+		 * inflight area, and the new backend starts at used->idx + that many
+		 * (QEMU: virtio_queue_restore_last_avail_idx() when GET_VRING_BASE fails).
+		 */
+		rc = program_vq(dev, i, __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE));
+		if (rc < 0)
+			return rc;
+	}
+	if (vuf_has_feature(dev, VUF_F_PROTOCOL_FEATURES)) {
+		for (i = 0; i < dev->nvq; i++) {
+			if (!dev->vq[i].started)
+				continue;
+			rc = vuf_vring_enable(dev, i, true);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	/* requests may have been added while no backend listened */
+	for (i = 0; i < dev->nvq; i++)
+		if (dev->vq[i].started)
+			vuf_vq_notify(&dev->vq[i]);
+	dev->reconnects++;
+	dev->err[0] = 0;
+	return 0;
+}
+
+int
+vuf_inflight_state(const struct vuf_dev *dev, unsigned int idx, uint16_t *version,
+	uint16_t *used_idx, uint16_t *last_io)
+{
+	/* per queue: u64 features, u16 version, desc_num, last_inflight_io, used_idx, then
+	 * desc_num descriptors of {u8 inflight, u8 pad[5], u16 next, u64 counter}; 64-aligned */
+	size_t per_vq = (16 + 16UL * dev->vq_size + 63) & ~63UL;
+	const uint8_t *q;
+	uint16_t hdr[4];
+	int n = 0;
+
+	if (dev->inflight == NULL || (idx + 1) * per_vq > dev->inflight_size)
+		return -ENOENT;
+	q = (const uint8_t *)dev->inflight + idx * per_vq;
+	memcpy(hdr, q + 8, sizeof(hdr));
+	if (version != NULL)
+		*version = hdr[0];
+	if (last_io != NULL)
+		*last_io = hdr[2];
+	if (used_idx != NULL)
+		*used_idx = hdr[3];
+	for (unsigned int i = 0; i < hdr[1] && i < dev->vq_size; i++)
+		n += q[16 + 16 * i] == 1;
+	return n;
 }
 
 void

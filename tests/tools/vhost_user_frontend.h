@@ -156,6 +156,8 @@ struct vuf_dev {
 	int inflight_fd;
 	void *inflight;
 	uint64_t inflight_size;
+	uint64_t inflight_offset; /* as GET_INFLIGHT_FD gave it: SET_INFLIGHT_FD on reconnect */
+	uint64_t reconnects;      /* successful vuf_reconnect() calls */
 
 	uint16_t vq_size;
 	uint16_t indirect_max;
@@ -173,6 +175,28 @@ int vuf_get_config(struct vuf_dev *dev, uint32_t offset, void *buf, uint32_t siz
 int vuf_start(struct vuf_dev *dev, unsigned int nvq);
 int vuf_vring_enable(struct vuf_dev *dev, unsigned int idx, bool enable);
 void vuf_close(struct vuf_dev *dev);
+
+/* False once the backend has closed (or reset) the connection. Never blocks; one syscall. */
+bool vuf_backend_alive(struct vuf_dev *dev);
+/*
+ * After the backend went away (vuf_backend_alive() false): accept (server) or connect to
+ * (client) the new backend, within timeout_ms, and replay the setup the vhost-user spec gives
+ * for a reconnecting backend, keeping the shared memory, the rings, their eventfds and the
+ * inflight area: features (the backend must offer all negotiated ones again), SET_OWNER,
+ * SET_MEM_TABLE, SET_INFLIGHT_FD (the same fd, size and offset, no GET_INFLIGHT_FD), and per
+ * started ring SET_VRING_NUM, SET_VRING_BASE = used->idx as the device last published it (the
+ * backend adds its inflight requests and resubmits them), SET_VRING_ADDR, CALL, KICK, ENABLE.
+ * Then kicks every started ring. Requests in flight stay owned by the caller: they complete
+ * through the used rings as usual.
+ */
+int vuf_reconnect(struct vuf_dev *dev, int timeout_ms);
+/*
+ * What the inflight area (split layout, QEMU docs "Inflight I/O tracking") says about queue
+ * idx: descriptors marked in flight (return value), and its version, used_idx and
+ * last_inflight_io (any may be NULL). -ENOENT without an area.
+ */
+int vuf_inflight_state(const struct vuf_dev *dev, unsigned int idx, uint16_t *version,
+	uint16_t *used_idx, uint16_t *last_io);
 static inline bool
 vuf_has_feature(const struct vuf_dev *dev, unsigned int bit)
 {
