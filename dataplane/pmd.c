@@ -375,7 +375,8 @@ pmd_halt(struct pmd *p)
 	t1 = rte_get_tsc_cycles();
 	__atomic_store_n(&p->sleeping, 0, __ATOMIC_RELAXED);
 	p->ctr.halts++;
-	if (rc > 0)
+	/* EINTR: the kernel ran task work for us (an I/O completed): an event too. */
+	if (rc > 0 || (rc < 0 && errno == EINTR))
 		p->ctr.wakeups++;
 	p->ctr.sleep_ns += tsc_to_ns(t1 - t0);
 	if (read(p->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)

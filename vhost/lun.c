@@ -384,7 +384,14 @@ lun_io_ctx_create(unsigned int slot, unsigned int depth, char *err, size_t errle
 	}
 	io->slot = slot;
 	io->efd = -1;
-	rc = io_uring_queue_init(depth, &io->ring, 0);
+	/*
+	 * Completions run as task work of this (PMD) thread: with COOP_TASKRUN
+	 * the kernel does not interrupt a halted PMD's epoll_wait (EINTR) to
+	 * run them; it signals the eventfd instead. Older kernels: no flag.
+	 */
+	rc = io_uring_queue_init(depth, &io->ring, IORING_SETUP_COOP_TASKRUN);
+	if (rc == -EINVAL)
+		rc = io_uring_queue_init(depth, &io->ring, 0);
 	if (rc < 0) {
 		snprintf(err, errlen,
 			"lun io context: io_uring_queue_init(%u): %s (is io_uring disabled? "
