@@ -1304,6 +1304,34 @@ gen_scsi(struct sbuf *b, const json_t *config, const json_t *s)
 	free(ename);
 }
 
+/*
+ * Names (ports, controllers, bridges, paths) go into XML comments as they
+ * are, and "--" may not appear inside a comment ("run--vm1"): break every
+ * pair inside a comment by turning its second '-' into '~' (in place: the
+ * comments are for the reader; the elements are untouched).
+ */
+static void
+comments_make_valid(char *s)
+{
+	char *c = s;
+
+	while ((c = strstr(c, "<!--")) != NULL) {
+		char *end, *p;
+
+		c += 4;
+		end = strstr(c, "-->");
+		if (end == NULL)
+			return;
+		for (p = c; p + 1 < end; p++)
+			if (p[0] == '-' && p[1] == '-')
+				p[1] = '~';
+		/* A comment must not end in "-" before "-->" either. */
+		if (end > c && end[-1] == '-')
+			end[-1] = '~';
+		c = end + 3;
+	}
+}
+
 char *
 lvx_snippet(const json_t *config, const char *const *names, char *err, size_t errlen)
 {
@@ -1389,5 +1417,6 @@ lvx_snippet(const json_t *config, const char *const *names, char *err, size_t er
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	comments_make_valid(b.s);
 	return b.s;
 }
