@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <linux/virtio_net.h>
 #include <urcu-qsbr.h>
@@ -61,6 +62,14 @@ void
 dp_wait_grace(void)
 {
 	synchronize_rcu();
+}
+
+void
+dp_sleep_ms(unsigned int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
 }
 
 struct rte_mempool *
@@ -504,8 +513,8 @@ static bool
 port_needs_restart(const struct port_conf *a, const struct port_conf *b)
 {
 	return a->type != b->type || strcmp(a->socket, b->socket) != 0 || a->client != b->client ||
-	       strcmp(a->devargs, b->devargs) != 0 ||
-	       a->queues != b->queues || a->csum != b->csum || a->mrg_rxbuf != b->mrg_rxbuf;
+	       strcmp(a->devargs, b->devargs) != 0 || a->queues != b->queues ||
+	       a->csum != b->csum || a->mrg_rxbuf != b->mrg_rxbuf;
 }
 
 int

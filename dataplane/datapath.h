@@ -339,6 +339,8 @@ void dp_unlock(void);
 void dp_publish(void);
 /* Wait until no PMD uses an older snapshot; caller must NOT be a PMD. */
 void dp_wait_grace(void);
+/* Sleep between polls of a drain (control and rte_vhost threads only). */
+void dp_sleep_ms(unsigned int ms);
 
 /* All of these take dp_lock themselves and fill @err on failure. */
 int dp_port_add(const struct port_conf *c, struct ctl_error *err);
@@ -416,6 +418,7 @@ int dp_lun_del(const char *name, struct ctl_error *err);
 
 /* Lookups; caller holds dp_lock. */
 struct scsi_ctrl *dp_scsi_find(const char *name);
+struct scsi_ctrl *dp_scsi_find_by_socket(const char *path);
 struct scsi_lun *dp_lun_find(const char *name);
 /* Sum of a controller's queue counters; @q < 0: all queues. */
 void dp_scsi_counters(const struct scsi_ctrl *c, int q, struct scsi_queue_counters *out);

@@ -47,8 +47,8 @@ dp_lun_find(const char *name)
 	return NULL;
 }
 
-static struct scsi_ctrl *
-scsi_find_by_socket(const char *path)
+struct scsi_ctrl *
+dp_scsi_find_by_socket(const char *path)
 {
 	for (unsigned int i = 0; i < DP_MAX_SCSI; i++)
 		if (dp.scsi[i] != NULL && strcmp(dp.scsi[i]->conf.socket, path) == 0)
@@ -94,7 +94,7 @@ dp_scsi_add(const struct scsi_conf *conf, struct ctl_error *err)
 		rc = -EEXIST;
 		goto out;
 	}
-	if (scsi_find_by_socket(conf->socket) != NULL || dp_port_find_by_socket(conf->socket)) {
+	if (dp_scsi_find_by_socket(conf->socket) != NULL || dp_port_find_by_socket(conf->socket)) {
 		ctl_error_set(err, 0, EADDRINUSE, "scsi %s: socket %s is already used", conf->name,
 			conf->socket);
 		rc = -EADDRINUSE;
@@ -139,14 +139,6 @@ out:
 	return rc;
 }
 
-static void
-sleep_ms(unsigned int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
 /* Remove @l from the registry and close it once no command uses it. */
 static void
 lun_remove(struct scsi_lun *l, bool notify)
@@ -171,7 +163,7 @@ lun_remove(struct scsi_lun *l, bool notify)
 		dp_unlock();
 		if (!busy || waited >= LUN_DRAIN_TIMEOUT_MS)
 			break;
-		sleep_ms(1);
+		dp_sleep_ms(1);
 		waited++;
 	}
 	if (waited >= LUN_DRAIN_TIMEOUT_MS) {

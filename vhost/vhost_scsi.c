@@ -194,10 +194,7 @@ ctrl_of_vid(int vid)
 
 	if (rte_vhost_get_ifname(vid, path, sizeof(path)) != 0)
 		return NULL;
-	for (unsigned int i = 0; i < DP_MAX_SCSI; i++)
-		if (dp.scsi[i] != NULL && strcmp(dp.scsi[i]->conf.socket, path) == 0)
-			return dp.scsi[i];
-	return NULL;
+	return dp_scsi_find_by_socket(path);
 }
 
 static struct vhost_scsi_dev *
@@ -208,14 +205,6 @@ dev_of_vid(int vid)
 	if (c == NULL || c->dev == NULL || c->dev->vid != vid)
 		return NULL;
 	return c->dev;
-}
-
-static void
-sleep_ms(unsigned int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
 }
 
 static void
@@ -901,7 +890,7 @@ queue_stop(struct vhost_scsi_dev *dev, uint16_t vring)
 	/* The PMD keeps reaping completions (its io_uring) while we wait. */
 	while (__atomic_load_n(&q->inflight, __ATOMIC_ACQUIRE) > 0 &&
 		waited < VSCSI_DRAIN_TIMEOUT_MS) {
-		sleep_ms(1);
+		dp_sleep_ms(1);
 		waited++;
 	}
 	if (q->inflight > 0)
