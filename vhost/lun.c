@@ -26,6 +26,8 @@
 #include <sys/stat.h>
 
 #include <liburing.h>
+#include <rte_branch_prediction.h>
+#include <rte_cycles.h>
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
@@ -70,11 +72,29 @@ lun_conf_init(struct lun_conf *c)
 	snprintf(c->revision, sizeof(c->revision), "0001");
 }
 
+/* ns per TSC cycle as a 32.32 fixed-point factor; 0 until known. */
+static uint64_t lun_tsc_mult;
+
+/*
+ * Two timestamps per command feed the latency statistics. clock_gettime()
+ * through the vDSO was 12 % of the PMD's samples for null LUN reads (31 ns
+ * a call in this VM against 12 ns for rdtsc): use the TSC, scaled to ns,
+ * once DPDK knows its rate (the daemon: always; unit tests without EAL
+ * fall back to the clock).
+ */
 uint64_t
 lun_now_ns(void)
 {
+	uint64_t mult = __atomic_load_n(&lun_tsc_mult, __ATOMIC_RELAXED);
 	struct timespec ts;
 
+	if (likely(mult != 0))
+		return (uint64_t)(((unsigned __int128)rte_rdtsc() * mult) >> 32);
+	if (rte_get_tsc_hz() != 0) {
+		mult = (uint64_t)(((unsigned __int128)1000000000u << 32) / rte_get_tsc_hz());
+		__atomic_store_n(&lun_tsc_mult, mult, __ATOMIC_RELAXED);
+		return (uint64_t)(((unsigned __int128)rte_rdtsc() * mult) >> 32);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }

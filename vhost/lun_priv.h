@@ -127,7 +127,7 @@ uint32_t lun_take_unit_attention(struct lun *l);
 size_t lun_iov_from(const struct iovec *iov, unsigned int n, size_t off, void *dst, size_t len);
 size_t lun_iov_to(const struct iovec *iov, unsigned int n, size_t off, const void *src, size_t len);
 
-/* Monotonic ns (vDSO, no syscall). */
+/* Monotonic ns for latency statistics (TSC-based; any epoch: only differences count). */
 uint64_t lun_now_ns(void);
 
 #endif
