@@ -203,11 +203,12 @@ ovs_appctl() {
 	ovs-appctl -t "$OVSDIR/run/ovs-vswitchd-dpdk.$(cat "$OVSDIR/run/ovs-vswitchd.pid").ctl" "$@"
 }
 
-# Private ovsdb-server + DPDK ovs-vswitchd pinned to SW_CPU, bridge br0
-# (netdev datapath) with two dpdkvhostuser ports (OVS is the server):
-# vhu-a (ofport 1, SOCK0) and vhu-b (ofport 2, SOCK1).
-start_ovs() {  # ovs-vswitchd-binary
-	local d=$OVSDIR pid vswitchd=$1
+# Private ovsdb-server + DPDK ovs-vswitchd pinned to SW_CPU, DPDK
+# initialised. $2: more DPDK EAL arguments; $3...: a command that runs
+# ovs-vswitchd (e.g. `unshare --net`).
+start_ovs_daemons() {  # ovs-vswitchd-binary [dpdk-extra] [wrapper...]
+	local d=$OVSDIR pid vswitchd=$1 extra=${2:-}
+	shift $(($# > 1 ? 2 : 1))
 	mkdir -p "$d/run" "$d/db" "$d/log" "$d/etc"
 	use_prefix "$OVS_PREFIX"
 	export OVS_RUNDIR="$d/run" OVS_DBDIR="$d/db" OVS_LOGDIR="$d/log" \
@@ -227,8 +228,8 @@ start_ovs() {  # ovs-vswitchd-binary
 		other_config:dpdk-lcore-mask="$(printf '0x%x' $((1 << SW_CPU)))" \
 		other_config:pmd-cpu-mask="$(printf '0x%x' $((1 << SW_CPU)))" \
 		other_config:dpdk-socket-mem="$OVS_MEM" \
-		other_config:dpdk-extra="--file-prefix=$OVS_PREFIX --no-pci" || return 1
-	taskset -c "$SW_CPU" "$vswitchd" "unix:$d/run/db.sock" \
+		other_config:dpdk-extra="--file-prefix=$OVS_PREFIX --no-pci${extra:+ $extra}" || return 1
+	taskset -c "$SW_CPU" "$@" "$vswitchd" "unix:$d/run/db.sock" \
 		--pidfile="$d/run/ovs-vswitchd.pid" --log-file="$d/log/ovs-vswitchd.log" \
 		--no-chdir --detach -vconsole:off >"$d/log/ovs-vswitchd.out" 2>&1 || {
 		log "ovs-vswitchd failed to start; tail of $d/log/ovs-vswitchd.log:"
@@ -247,19 +248,30 @@ start_ovs() {  # ovs-vswitchd-binary
 		tail -n 20 "$d/log/ovs-vswitchd.log" >&2
 		return 1
 	fi
+}
+
+# Bridge br0 (netdev datapath) with two dpdkvhostuser ports (OVS is the
+# server), ofports 1 and 2; SOCK0/SOCK1 are their sockets.
+ovs_vhost_bridge() {  # port-a port-b
+	local d=$OVSDIR
 	ovs_vsctl add-br br0 -- set bridge br0 datapath_type=netdev || return 1
-	ovs_vsctl add-port br0 vhu-a -- set Interface vhu-a type=dpdkvhostuser ofport_request=1 || return 1
-	ovs_vsctl add-port br0 vhu-b -- set Interface vhu-b type=dpdkvhostuser ofport_request=2 || return 1
+	ovs_vsctl add-port br0 "$1" -- set Interface "$1" type=dpdkvhostuser ofport_request=1 || return 1
+	ovs_vsctl add-port br0 "$2" -- set Interface "$2" type=dpdkvhostuser ofport_request=2 || return 1
 	# The bridge's own (internal, tap) port would receive a copy of every
 	# flooded frame; keep it out of flooding so NORMAL is a two-port bridge
 	# like the other switches.
 	ovs_ofctl mod-port br0 br0 no-flood
-	SOCK0="$d/run/vhu-a" SOCK1="$d/run/vhu-b"
-	if ! wait_sockets 30 "$pid" "$SOCK0" "$SOCK1"; then
+	SOCK0="$d/run/$1" SOCK1="$d/run/$2"
+	if ! wait_sockets 30 "$(ovs_vswitchd_pid)" "$SOCK0" "$SOCK1"; then
 		log "OVS vhost-user sockets did not appear; tail of $d/log/ovs-vswitchd.log:"
 		tail -n 20 "$d/log/ovs-vswitchd.log" >&2
 		return 1
 	fi
+}
+
+# OVS-DPDK with br0 and ports vhu-a (SOCK0), vhu-b (SOCK1).
+start_ovs() {  # ovs-vswitchd-binary
+	start_ovs_daemons "$1" && ovs_vhost_bridge vhu-a vhu-b
 }
 
 ovs_vswitchd_pid() { cat "$OVSDIR/run/ovs-vswitchd.pid"; }

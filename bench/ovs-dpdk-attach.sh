@@ -132,43 +132,8 @@ install_cleanup
 # link needs it on OVS's side), a network namespace of its own (the netdev
 # datapath's tap devices would clash with another OVS), ports p1/p2.
 start_ovs_ns() {
-	local d=$OVSDIR pid
-	mkdir -p "$d/run" "$d/db" "$d/log" "$d/etc"
-	use_prefix "$OVS_PREFIX"
-	export OVS_RUNDIR="$d/run" OVS_DBDIR="$d/db" OVS_LOGDIR="$d/log" \
-		OVS_SYSCONFDIR="$d/etc" OVS_PKGDATADIR=/usr/share/openvswitch
-	ovsdb-tool create "$d/db/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-	taskset -c "$SW_CPU" ovsdb-server "$d/db/conf.db" --remote="punix:$d/run/db.sock" \
-		--pidfile="$d/run/ovsdb-server.pid" --log-file="$d/log/ovsdb-server.log" \
-		--no-chdir --detach -vconsole:off >"$d/log/ovsdb-server.out" 2>&1 || {
-		log "ovsdb-server failed"; cat "$d/log/ovsdb-server.out" >&2; return 1; }
-	SW_PIDS+=("$(cat "$d/run/ovsdb-server.pid")")
-	ovs_vsctl --no-wait init || return 1
-	ovs_vsctl --no-wait set Open_vSwitch . \
-		other_config:dpdk-init=true \
-		other_config:dpdk-lcore-mask="$(printf '0x%x' $((1 << SW_CPU)))" \
-		other_config:pmd-cpu-mask="$(printf '0x%x' $((1 << SW_CPU)))" \
-		other_config:dpdk-socket-mem="$OVS_MEM" \
-		other_config:dpdk-extra="--file-prefix=$OVS_PREFIX --no-pci --single-file-segments" || return 1
-	taskset -c "$SW_CPU" unshare --net "$OVS_VSWITCHD" "unix:$d/run/db.sock" \
-		--pidfile="$d/run/ovs-vswitchd.pid" --log-file="$d/log/ovs-vswitchd.log" \
-		--no-chdir --detach -vconsole:off >"$d/log/ovs-vswitchd.out" 2>&1 || {
-		log "ovs-vswitchd failed"; tail -n 20 "$d/log/ovs-vswitchd.log" >&2; return 1; }
-	pid=$(cat "$d/run/ovs-vswitchd.pid")
-	SW_PIDS+=("$pid")
-	for _ in $(seq 1 600); do
-		[ "$(ovs_vsctl get Open_vSwitch . dpdk_initialized 2>/dev/null)" = true ] && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	[ "$(ovs_vsctl get Open_vSwitch . dpdk_initialized 2>/dev/null)" = true ] || {
-		log "OVS DPDK init failed"; tail -n 20 "$d/log/ovs-vswitchd.log" >&2; return 1; }
-	ovs_vsctl add-br br0 -- set bridge br0 datapath_type=netdev || return 1
-	ovs_vsctl add-port br0 p1 -- set Interface p1 type=dpdkvhostuser ofport_request=1 || return 1
-	ovs_vsctl add-port br0 p2 -- set Interface p2 type=dpdkvhostuser ofport_request=2 || return 1
-	ovs_ofctl mod-port br0 br0 no-flood || true
-	wait_sockets 30 "$pid" "$d/run/p1" "$d/run/p2" || {
-		log "OVS sockets missing"; tail -n 20 "$d/log/ovs-vswitchd.log" >&2; return 1; }
+	start_ovs_daemons "$OVS_VSWITCHD" --single-file-segments unshare --net &&
+		ovs_vhost_bridge p1 p2
 }
 
 flows() {  # ofport-a ofport-b
