@@ -125,12 +125,11 @@ pmd_sleep(struct pmd *p, uint32_t us)
 }
 
 /*
- * One pass over every queue of the plan; returns the work done. @now is the
- * TSC at the start of the pass; it is advanced to the end of the last poll
- * that found work (and left alone otherwise).
+ * One pass over every queue of the plan; returns the work done. @start is
+ * the TSC at the start of the pass.
  */
 static uint32_t
-pmd_poll_all(struct pmd *p, uint64_t *now)
+pmd_poll_all(struct pmd *p, uint64_t start)
 {
 	struct fwd_ctx *c = p->fwd;
 	const struct dp_pmd_plan *plan;
@@ -151,7 +150,7 @@ pmd_poll_all(struct pmd *p, uint64_t *now)
 		 * cycles; reading it before and after every poll was 8 % of the
 		 * PMD's samples in the 64 B bridge profile (bench/RESULTS.md).
 		 */
-		uint64_t t = *now, t1;
+		uint64_t t = start, t1;
 		bool stale = false;
 
 		/*
@@ -200,8 +199,6 @@ pmd_poll_all(struct pmd *p, uint64_t *now)
 			t = t1;
 			stale = false;
 		}
-		if (got)
-			*now = t;
 	}
 	/* Also when the plan has no scsi queue: draining ones complete here. */
 	got += vhost_scsi_pmd_finish(p->scsi);
@@ -375,8 +372,7 @@ pmd_halt(struct pmd *p)
 	pending = pmd_arm(p, s, true);
 	/* The guest reads our flag after adding a buffer; we read its index after. */
 	rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
-	t0 = rte_get_tsc_cycles();
-	got = pmd_poll_all(p, &t0);
+	got = pmd_poll_all(p, rte_get_tsc_cycles());
 	if (got > 0 || pending) {
 		pmd_arm(p, s, false);
 		p->ctr.halt_races++;
@@ -443,8 +439,8 @@ pmd_main(void *arg)
 	/* Each pass starts when the previous one ended: one TSC read per pass. */
 	t1 = rte_get_tsc_cycles();
 	while (!__atomic_load_n(&p->stop, __ATOMIC_RELAXED)) {
-		uint64_t t0 = t1, tq = t1;
-		uint32_t got = pmd_poll_all(p, &tq);
+		uint64_t t0 = t1;
+		uint32_t got = pmd_poll_all(p, t0);
 		uint8_t mode;
 
 		/*

@@ -88,15 +88,15 @@ lun_now_ns(void)
 	uint64_t mult = __atomic_load_n(&lun_tsc_mult, __ATOMIC_RELAXED);
 	struct timespec ts;
 
-	if (likely(mult != 0))
-		return (uint64_t)(((unsigned __int128)rte_rdtsc() * mult) >> 32);
-	if (rte_get_tsc_hz() != 0) {
+	if (unlikely(mult == 0)) {
+		if (rte_get_tsc_hz() == 0) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+		}
 		mult = (uint64_t)(((unsigned __int128)1000000000u << 32) / rte_get_tsc_hz());
 		__atomic_store_n(&lun_tsc_mult, mult, __ATOMIC_RELAXED);
-		return (uint64_t)(((unsigned __int128)rte_rdtsc() * mult) >> 32);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	return (uint64_t)(((unsigned __int128)rte_rdtsc() * mult) >> 32);
 }
 
 enum iov_op { IOV_FROM, IOV_TO, IOV_CMP };
