@@ -228,6 +228,25 @@ class DaemonTestCase(unittest.TestCase):
         require_environment()
         self._daemons = []
         self._peers = []
+        self._bg = []
+
+    def popen_bg(self, argv):
+        """Start a helper process (text pipes); it is killed in the test's cleanups.
+
+        The cleanup is registered with the first helper, so it runs before the
+        ones the subclass's setUp registered (e.g. removing its temp dir).
+        """
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if not self._bg:
+            self.addCleanup(self._kill_bg)
+        self._bg.append(p)
+        return p
+
+    def _kill_bg(self):
+        for p in self._bg:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
     def daemon(self, *args, start=True, **kw):
         d = Vhostd(*args, **kw)

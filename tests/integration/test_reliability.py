@@ -84,14 +84,6 @@ class RelCase(harness.DaemonTestCase):
                 raise unittest.SkipTest("%s is not built" % p)
         self.tmp = tempfile.mkdtemp(prefix="vhostd-rel-", dir="/var/tmp")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        self._bg = []
-        self.addCleanup(self._kill_bg)
-
-    def _kill_bg(self):
-        for p in self._bg:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
 
     def hostile(self, sock, kind, scenarios, *extra, timeout=30):
         p = subprocess.run([HF, "--socket", sock, "--type", kind, "--scenario",
@@ -101,11 +93,8 @@ class RelCase(harness.DaemonTestCase):
         return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
 
     def hostile_bg(self, sock, kind, scenario, hold_ms):
-        p = subprocess.Popen([HF, "--socket", sock, "--type", kind, "--scenario", scenario,
-                              "--hold-ms", str(hold_ms)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        self._bg.append(p)
-        return p
+        return self.popen_bg([HF, "--socket", sock, "--type", kind, "--scenario", scenario,
+                              "--hold-ms", str(hold_ms)])
 
     def bench_argv(self, sock, *args, server=False):
         return [BENCH, "--server" if server else "--socket", sock, "--cpu", str(PEER_CPU)] + \
@@ -119,10 +108,7 @@ class RelCase(harness.DaemonTestCase):
         return p.stdout
 
     def bench_bg(self, sock, *args, server=False):
-        p = subprocess.Popen(self.bench_argv(sock, *args, server=server),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self._bg.append(p)
-        return p
+        return self.popen_bg(self.bench_argv(sock, *args, server=server))
 
     def wait_requests(self, d, ctrl, n, load, timeout=10):
         deadline = time.monotonic() + timeout

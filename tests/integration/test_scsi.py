@@ -125,14 +125,6 @@ class ScsiCase(harness.DaemonTestCase):
         # backing files: not on /tmp, which may be a tmpfs (no O_DIRECT: cache=none)
         self.tmp = tempfile.mkdtemp(prefix="vhostd-scsi-it-", dir="/var/tmp")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        self._bg = []
-        self.addCleanup(self._kill_bg)
-
-    def _kill_bg(self):
-        for p in self._bg:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
 
     def bench_argv(self, d, ctrl, args):
         return [BENCH, "--socket", d.sock(ctrl), "--cpu", str(PEER_CPU)] + \
@@ -149,10 +141,7 @@ class ScsiCase(harness.DaemonTestCase):
         return p.stdout
 
     def bench_bg(self, d, ctrl, *args):
-        p = subprocess.Popen(self.bench_argv(d, ctrl, args), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        self._bg.append(p)
-        return p
+        return self.popen_bg(self.bench_argv(d, ctrl, args))
 
     def cmd(self, d, ctrl, target, lun_id, cdb, data_in=0, data_out=None):
         """One SCSI command (--cmd --json); returns the reply object."""
