@@ -88,8 +88,9 @@ counters_json(const struct dp_counters *c)
 
 	for (int i = 0; i < DROP_MAX; i++)
 		json_object_set_new(d, dp_drop_names[i], json_integer((json_int_t)c->drops[i]));
-	return json_pack("{s:I, s:I, s:o, s:I}", "packets", (json_int_t)c->packets, "bytes",
-		(json_int_t)c->bytes, "drops", d, "errors", (json_int_t)c->errors);
+	return json_pack("{s:I, s:I, s:o, s:I, s:I}", "packets", (json_int_t)c->packets, "bytes",
+		(json_int_t)c->bytes, "drops", d, "errors", (json_int_t)c->errors, "single-copy",
+		(json_int_t)c->single_copy);
 }
 
 static uint16_t

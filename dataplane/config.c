@@ -356,8 +356,8 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 	struct port_conf *out, struct ctl_error *err)
 {
 	static const char *const keys[] = {"name", "type", "socket", "mode", "queues", "bridge",
-		"tag", "trunks", "mac", "mtu", "csum", "mrg-rxbuf", "admin-state", "devargs",
-		"rxq-affinity", NULL};
+		"tag", "trunks", "mac", "mtu", "csum", "mrg-rxbuf", "single-copy", "admin-state",
+		"devargs", "rxq-affinity", NULL};
 	char what[64] = "port", mode[16] = "", type[16] = "", mac[32] = "", state[8] = "";
 	json_t *trunks;
 	long long n;
@@ -397,7 +397,8 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 	if (get_str(obj, what, "bridge", out->bridge, sizeof(out->bridge), true, err) < 0 ||
 		get_str(obj, what, "mac", mac, sizeof(mac), true, err) < 0 ||
 		get_bool(obj, what, "csum", &out->csum, err) < 0 ||
-		get_bool(obj, what, "mrg-rxbuf", &out->mrg_rxbuf, err) < 0)
+		get_bool(obj, what, "mrg-rxbuf", &out->mrg_rxbuf, err) < 0 ||
+		get_bool(obj, what, "single-copy", &out->single_copy, err) < 0)
 		return -EINVAL;
 	if (has_type) {
 		out->type = PORT_TYPE_MAX;
@@ -498,6 +499,7 @@ config_dump_port(const struct port_conf *c)
 		json_object_set_new(o, "queues", json_integer(c->queues));
 		json_object_set_new(o, "csum", json_boolean(c->csum));
 		json_object_set_new(o, "mrg-rxbuf", json_boolean(c->mrg_rxbuf));
+		json_object_set_new(o, "single-copy", json_boolean(c->single_copy));
 	}
 	if (c->bridge[0] != '\0')
 		json_object_set_new(o, "bridge", json_string(c->bridge));

@@ -258,6 +258,7 @@ dp_publish(void)
 		/* ethdev ports get complete checksums (no offload negotiated). */
 		v->guest_csum = p->conf.type == PORT_VHOST_USER &&
 				((p->features >> VIRTIO_NET_F_GUEST_CSUM) & 1);
+		v->sc = p->conf.type == PORT_VHOST_USER && p->conf.single_copy;
 		if (p->conf.type == PORT_ETHDEV && p->eth_open) {
 			v->eth_port = p->eth_port;
 			v->eth_ntxq = p->eth_ntxq;
@@ -301,6 +302,9 @@ dp_publish(void)
 			continue;
 		s->ports[x->ports[0]].peer = x->ports[1];
 		s->ports[x->ports[1]].peer = x->ports[0];
+		for (int k = 0; k < 2; k++)
+			s->ports[x->ports[k]].sc_peer = vhost_net_single_copy_pair(
+				dp.ports[x->ports[k]], dp.ports[x->ports[1 - k]]);
 	}
 	dp_publish_scsi(s);
 	old = dp_current;
@@ -334,6 +338,8 @@ port_free(struct port *p)
 	if (p == NULL)
 		return;
 	rte_free(p->stats);
+	rte_free(p->sc_vring);
+	free(p->sc_mem);
 	free(p->cleared);
 	free(p);
 }
@@ -414,8 +420,12 @@ dp_port_add(const struct port_conf *c, struct ctl_error *err)
 	if (p != NULL) {
 		p->stats = rte_zmalloc("port-stats", sizeof(*p->stats), RTE_CACHE_LINE_SIZE);
 		p->cleared = calloc(1, sizeof(*p->cleared));
+		if (c->type == PORT_VHOST_USER)
+			p->sc_vring = rte_zmalloc("port-vrings",
+				2 * DP_MAX_QUEUES * sizeof(*p->sc_vring), RTE_CACHE_LINE_SIZE);
 	}
-	if (p == NULL || p->stats == NULL || p->cleared == NULL) {
+	if (p == NULL || p->stats == NULL || p->cleared == NULL ||
+		(c->type == PORT_VHOST_USER && p->sc_vring == NULL)) {
 		port_free(p);
 		ctl_error_set(err, 0, ENOMEM, "port %s: out of memory", c->name);
 		rc = -ENOMEM;
@@ -514,7 +524,8 @@ port_needs_restart(const struct port_conf *a, const struct port_conf *b)
 {
 	return a->type != b->type || strcmp(a->socket, b->socket) != 0 || a->client != b->client ||
 	       strcmp(a->devargs, b->devargs) != 0 || a->queues != b->queues ||
-	       a->csum != b->csum || a->mrg_rxbuf != b->mrg_rxbuf;
+	       a->csum != b->csum || a->mrg_rxbuf != b->mrg_rxbuf ||
+	       a->single_copy != b->single_copy;
 }
 
 int
@@ -584,6 +595,7 @@ dp_port_counters(const struct port *p, int q, struct dp_counters *rx, struct dp_
 		(dst)->packets += (a).packets - (b).packets;                                       \
 		(dst)->bytes += (a).bytes - (b).bytes;                                             \
 		(dst)->errors += (a).errors - (b).errors;                                          \
+		(dst)->single_copy += (a).single_copy - (b).single_copy;                           \
 		for (int d = 0; d < DROP_MAX; d++)                                                 \
 			(dst)->drops[d] += (a).drops[d] - (b).drops[d];                            \
 	} while (0)

@@ -90,6 +90,7 @@ struct port_conf {
 	uint16_t mtu;   /* largest L3 payload forwarded, 68..9600 */
 	bool csum;      /* virtio-net checksum offload */
 	bool mrg_rxbuf; /* mergeable receive buffers */
+	bool single_copy; /* cross-connect to another vhost port without an mbuf */
 	bool admin_up;
 	/* "rxq-affinity": CPU + 1 per rx queue, 0: not pinned (zeroed = none). */
 	uint16_t rxq_pin[DP_MAX_QUEUES];
@@ -153,6 +154,7 @@ struct dp_counters {
 	uint64_t errors;
 	uint64_t drops[DROP_MAX];
 	uint64_t cycles; /* rx: TSC cycles of polls that got frames, tx flush included */
+	uint64_t single_copy; /* tx: frames copied guest to guest (also in packets) */
 } __rte_cache_aligned;
 
 struct port_stats {
@@ -160,6 +162,15 @@ struct port_stats {
 	/* tx is per sending PMD so that several PMDs never share a line. */
 	struct dp_counters tx[DP_MAX_PMDS][DP_MAX_QUEUES];
 };
+
+/*
+ * Who works on one vring of a single-copy port (vhost_net.c): nobody, a
+ * single-copy burst, or rte_vhost's own enqueue/dequeue. One line each: the
+ * two vrings of a burst are usually written by different PMDs over time.
+ */
+struct vring_owner {
+	uint32_t owner;
+} __rte_cache_aligned;
 
 struct port {
 	struct port_conf conf;
@@ -172,6 +183,14 @@ struct port {
 	uint64_t features;      /* negotiated virtio features */
 	uint64_t connects;
 	uint64_t disconnects;
+	/*
+	 * Single copy (vhost_net.c): per-vring owners [2 * DP_MAX_QUEUES] in
+	 * hugepage memory (vhost ports only), state bits (atomic, 0: usable)
+	 * and the guest memory table, replaced only while blocked.
+	 */
+	struct vring_owner *sc_vring;
+	uint32_t sc_state;
+	struct rte_vhost_memory *sc_mem;
 	/* Stable rx queue placement: PMD index per queue, DP_NONE unassigned. */
 	uint16_t rxq_pmd[DP_MAX_QUEUES];
 	/* ethdev state (ethdev.c), set up by dp_port_add. */
@@ -243,6 +262,8 @@ struct dp_port_view {
 	uint8_t up; /* admin up and (for vhost) a frontend is connected */
 	uint8_t vlan_mode;
 	uint8_t guest_csum; /* the frontend accepts partial checksums */
+	uint8_t sc;         /* single-copy port: rte_vhost calls go through vring owners */
+	uint8_t sc_peer;    /* cross-connected to a single-copy vhost port it can copy to */
 	uint16_t tag;
 	uint16_t bridge;    /* bridge index or DP_NONE */
 	uint16_t peer;      /* cross-connect peer or DP_NONE */

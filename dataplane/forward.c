@@ -14,6 +14,7 @@
 #include <rte_vhost.h>
 
 #include "forward.h"
+#include "vhost_net.h"
 #include "mac_table.h"
 
 /* Extra enqueue attempts when a guest's rx ring is full. */
@@ -196,7 +197,10 @@ port_tx(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
 		 */
 		sent = 0;
 		for (int retry = 0; sent < n && retry <= DP_TX_RETRIES; retry++)
-			sent += rte_vhost_enqueue_burst(v->vid, q * 2, pkts + sent, n - sent);
+			sent += v->sc ? vhost_net_sc_enqueue(
+						v->port, v->vid, q, pkts + sent, n - sent)
+				      : rte_vhost_enqueue_burst(
+						v->vid, q * 2, pkts + sent, n - sent);
 		ctr->packets += sent;
 		if (unlikely(sent < n)) {
 			for (i = sent; i < n; i++)
@@ -561,6 +565,24 @@ fwd_process(struct fwd_ctx *c, uint16_t in, uint16_t q, struct rte_mbuf **pkts, 
 	forward_burst(c, in, q, pkts, n);
 }
 
+/*
+ * Cross-connected vhost ports that both allow it: copy from one guest's
+ * buffers into the other's, no mbuf (vhost_net.h). -EAGAIN: use the mbuf path.
+ */
+static int
+copy_to_peer(struct fwd_ctx *c, const struct dp_port_view *v, const struct dp_rxq_ref *rxq)
+{
+	const struct dp_port_view *pv = &c->snap->ports[v->peer];
+	uint16_t qb;
+
+	/* Frames batched for the peer go first; a down peer counts its drops. */
+	if (c->txb[v->peer].n != 0 || !pv->up || pv->n_txq == 0 || !v->up)
+		return -EAGAIN;
+	qb = pv->txq[rxq->queue % pv->n_txq];
+	return vhost_net_copy_burst(v->port, v->vid, rxq->queue, pv->port, pv->vid, qb,
+		pv->max_frame, &v->port->stats->rx[rxq->queue], tx_counters(c, pv, qb));
+}
+
 uint16_t
 fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq)
 {
@@ -572,7 +594,15 @@ fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq)
 
 	if (v->type == PORT_ETHDEV)
 		n = v->up ? rte_eth_rx_burst(v->eth_port, rxq->queue, pkts, DP_BURST) : 0;
-	else if (v->type == PORT_VHOST_USER && v->vid >= 0)
+	else if (v->type == PORT_VHOST_USER && v->vid >= 0 && v->sc) {
+		if (v->sc_peer) {
+			int moved = copy_to_peer(c, v, rxq);
+
+			if (moved >= 0)
+				return (uint16_t)moved;
+		}
+		n = vhost_net_sc_dequeue(v->port, v->vid, rxq->queue, c->mp, pkts, DP_BURST);
+	} else if (v->type == PORT_VHOST_USER && v->vid >= 0)
 		n = rte_vhost_dequeue_burst(v->vid, rxq->queue * 2 + 1, c->mp, pkts, DP_BURST);
 	else
 		return 0;

@@ -7,13 +7,26 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
+#include <rte_pause.h>
 #include <rte_vhost.h>
 
 #include "datapath.h"
 #include "fsutil.h"
 #include "log.h"
+#include "net_copy.h"
 #include "vhost_net.h"
+#include "virtq.h"
+
+#ifndef VHOST_F_LOG_ALL
+#define VHOST_F_LOG_ALL 26
+#endif
+#ifndef VIRTIO_F_RING_PACKED
+#define VIRTIO_F_RING_PACKED 34
+#endif
+/* VIRTIO_F_IOMMU_PLATFORM (renamed ACCESS_PLATFORM): addresses are IOVAs. */
+#define VHOSTD_F_ACCESS_PLATFORM 33
 
 /*
  * Offloads we never offer: segmentation would hand us 64 KiB frames that a
@@ -65,6 +78,329 @@ vhost_net_handle_events(void)
 	dp_unlock();
 }
 
+/* ---- single copy ---------------------------------------------------------- */
+
+/* Owners of a vring (struct vring_owner). */
+enum { SC_FREE = 0, SC_COPY = 1, SC_VHOST = 2 };
+
+/* port->sc_state bits: single copy runs only when none is set. */
+#define SC_BLOCKED 1u /* a vhost-user message is being handled */
+#define SC_LOGGING 2u /* dirty-page logging (live migration): rte_vhost logs, we do not */
+#define SC_BROKEN 4u  /* a ring went wrong under single copy: leave it to rte_vhost */
+
+/* Like the mbuf path: retry a full receive ring this often, then drop. */
+#define SC_RX_FULL_RETRIES 8
+
+/*
+ * Single-copy ports by vid, for the message hooks: they run with rte_vhost's
+ * vring locks held, so they may neither take dp_lock nor wait for PMDs that
+ * spin on those locks. Written by new_device/destroy_device, read by the
+ * hooks; all run on rte_vhost's event thread.
+ */
+static struct port *sc_port_of_vid[VHOST_MAX_VID];
+/* One log line per connection for bad chains seen by single copy. */
+static bool sc_warned[DP_MAX_PORTS];
+
+static inline bool
+vring_own(struct vring_owner *o, uint32_t who)
+{
+	uint32_t expect = SC_FREE;
+
+	/* Sequentially consistent: ordered before the sc_state loads that follow. */
+	return __atomic_compare_exchange_n(
+		&o->owner, &expect, who, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+}
+
+static inline void
+vring_disown(struct vring_owner *o)
+{
+	__atomic_store_n(&o->owner, SC_FREE, __ATOMIC_RELEASE);
+}
+
+bool
+vhost_net_single_copy_pair(const struct port *a, const struct port *b)
+{
+	const uint64_t unsupported =
+		(1ULL << VIRTIO_F_RING_PACKED) | (1ULL << VHOSTD_F_ACCESS_PLATFORM);
+
+	if (a == NULL || b == NULL || a->conf.type != PORT_VHOST_USER ||
+		b->conf.type != PORT_VHOST_USER || !a->conf.single_copy || !b->conf.single_copy ||
+		a->vid < 0 || b->vid < 0 || a->sc_vring == NULL || b->sc_vring == NULL)
+		return false;
+	if ((a->features | b->features) & unsupported)
+		return false;
+	/* A checksum that A leaves to the device must reach a B that accepts that. */
+	if (((a->features >> VIRTIO_NET_F_CSUM) & 1) &&
+		!((b->features >> VIRTIO_NET_F_GUEST_CSUM) & 1))
+		return false;
+	return true;
+}
+
+uint16_t
+vhost_net_sc_dequeue(struct port *p, int vid, uint16_t q, struct rte_mempool *mp,
+	struct rte_mbuf **pkts, uint16_t n)
+{
+	struct vring_owner *o = &p->sc_vring[2 * q + 1];
+
+	/* Busy: a single-copy burst is on it (or a PMD still in the old plan). */
+	if (!vring_own(o, SC_VHOST))
+		return 0;
+	n = rte_vhost_dequeue_burst(vid, 2 * q + 1, mp, pkts, n);
+	vring_disown(o);
+	return n;
+}
+
+uint16_t
+vhost_net_sc_enqueue(struct port *p, int vid, uint16_t q, struct rte_mbuf **pkts, uint16_t n)
+{
+	struct vring_owner *o = &p->sc_vring[2 * q];
+
+	/* Holders never wait on anything while they own: this spin is short. */
+	while (!vring_own(o, SC_VHOST))
+		rte_pause();
+	n = rte_vhost_enqueue_burst(vid, 2 * q, pkts, n);
+	vring_disown(o);
+	return n;
+}
+
+/* Interrupt the guest if it wants one for what we just published. */
+static void
+sc_notify(int vid, uint16_t vring, const struct rte_vhost_vring *v)
+{
+	/*
+	 * rte_vhost decides (event idx, NO_INTERRUPT) from the indexes we wrote
+	 * back. Its lock is busy only while a message is being handled: then an
+	 * interrupt the guest may not need is better than one it misses.
+	 */
+	if (rte_vhost_vring_call_nonblock(vid, vring) == -EAGAIN && v->callfd >= 0)
+		eventfd_write(v->callfd, 1);
+}
+
+/* Complete up to @max of A's frames unsent (B stays full): counted as drops. */
+static uint16_t
+sc_drop(struct virtq *vqa, unsigned int max)
+{
+	uint16_t heads[DP_BURST];
+	int n = virtq_pop(vqa, heads, RTE_MIN(max, (unsigned int)DP_BURST));
+
+	for (int i = 0; i < n; i++)
+		virtq_push(vqa, heads[i], 0);
+	return n > 0 ? (uint16_t)n : 0;
+}
+
+static void
+sc_warn(struct port *p, const char *what, const char *why)
+{
+	if (sc_warned[p->idx])
+		return;
+	sc_warned[p->idx] = true;
+	VLOG_WARN("port %s: single copy: %s: %s (counted as errors; logged once per connection)",
+		p->conf.name, what, why != NULL ? why : "?");
+}
+
+int
+vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int bvid, uint16_t qb,
+	uint32_t max_frame, struct dp_counters *rxc, struct dp_counters *txc)
+{
+	const uint16_t ra = 2 * qa + 1, rb = 2 * qb;
+	struct vring_owner *oa = &a->sc_vring[ra], *ob = &b->sc_vring[rb];
+	uint16_t a_avail, a_used, b_avail, b_used, b_used0, taken = 0, dropped = 0;
+	struct net_copy_side sa, sb;
+	struct net_copy_result res, sum = {0};
+	struct rte_vhost_vring va, vb;
+	struct virtq vqa, vqb;
+	int rc = -EAGAIN;
+
+	if (!vring_own(oa, SC_COPY))
+		return -EAGAIN;
+	if (!vring_own(ob, SC_COPY)) {
+		vring_disown(oa);
+		return -EAGAIN;
+	}
+	/*
+	 * After taking the owners: a message hook that set SC_BLOCKED before
+	 * this load waits for us to let go; one that sets it later is seen here.
+	 */
+	if ((__atomic_load_n(&a->sc_state, __ATOMIC_SEQ_CST) |
+		    __atomic_load_n(&b->sc_state, __ATOMIC_SEQ_CST)) != 0 ||
+		a->sc_mem == NULL || b->sc_mem == NULL)
+		goto out;
+	if (!((vhost_net_vring_bits(avid) >> ra) & 1) || !((vhost_net_vring_bits(bvid) >> rb) & 1))
+		goto out;
+	if (rte_vhost_get_vhost_vring(avid, ra, &va) != 0 ||
+		rte_vhost_get_vhost_vring(bvid, rb, &vb) != 0 ||
+		rte_vhost_get_vring_base(avid, ra, &a_avail, &a_used) != 0 ||
+		rte_vhost_get_vring_base(bvid, rb, &b_avail, &b_used) != 0)
+		goto out;
+	virtq_init(&vqa, &va, a->sc_mem, a_avail, a_used, a->features);
+	if (unlikely(vqa.broken))
+		goto out;
+	if (virtq_pending(&vqa) == 0) {
+		rc = 0;
+		goto out;
+	}
+	virtq_init(&vqb, &vb, b->sc_mem, b_avail, b_used, b->features);
+	if (unlikely(vqb.broken))
+		goto out;
+	b_used0 = b_used;
+	sa = (struct net_copy_side){.vq = &vqa,
+		.hdr_len = net_copy_hdr_len(a->features),
+		.csum = (a->features >> VIRTIO_NET_F_CSUM) & 1};
+	sb = (struct net_copy_side){.vq = &vqb,
+		.hdr_len = net_copy_hdr_len(b->features),
+		.mrg_rxbuf = (b->features >> VIRTIO_NET_F_MRG_RXBUF) & 1,
+		.csum = (b->features >> VIRTIO_NET_F_GUEST_CSUM) & 1};
+
+	for (int retry = 0;; retry++) {
+		rc = net_copy_burst(&sa, &sb, max_frame, DP_BURST - taken, &res);
+		taken += res.tx_done;
+		sum.frames += res.frames;
+		sum.bytes += res.bytes;
+		sum.too_big += res.too_big;
+		sum.bad_tx += res.bad_tx;
+		sum.bad_rx += res.bad_rx;
+		if (res.why != NULL)
+			sum.why = res.why;
+		if (rc < 0 || !res.rx_full || taken >= DP_BURST)
+			break;
+		if (retry == SC_RX_FULL_RETRIES) {
+			dropped = sc_drop(&vqa, DP_BURST - taken);
+			taken += dropped;
+			break;
+		}
+	}
+	virtq_flush(&vqa);
+	virtq_flush(&vqb);
+	rte_vhost_set_vring_base(avid, ra, vqa.last_avail_idx, vqa.last_used_idx);
+	rte_vhost_set_vring_base(bvid, rb, vqb.last_avail_idx, vqb.last_used_idx);
+	if (taken != 0)
+		sc_notify(avid, ra, &va);
+	if (vqb.last_used_idx != b_used0)
+		sc_notify(bvid, rb, &vb);
+
+	rxc->packets += taken - sum.bad_tx;
+	rxc->bytes += sum.bytes;
+	rxc->errors += sum.bad_tx;
+	txc->packets += sum.frames;
+	txc->single_copy += sum.frames;
+	txc->bytes += sum.bytes;
+	txc->drops[DROP_MTU] += sum.too_big;
+	txc->drops[DROP_QUEUE_FULL] += dropped;
+	txc->errors += sum.bad_rx;
+	if (unlikely(sum.bad_tx != 0))
+		sc_warn(a, "bad transmit chain", sum.why);
+	if (unlikely(sum.bad_rx != 0))
+		sc_warn(b, "bad receive buffer", sum.why);
+	if (unlikely(rc < 0)) {
+		struct port *bad = vqa.broken ? a : b;
+
+		/* rte_vhost's own checks take over this device from now on. */
+		__atomic_fetch_or(&bad->sc_state, SC_BROKEN, __ATOMIC_RELAXED);
+		VLOG_ERR("port %s: single copy: %s; using rte_vhost's path until it reconnects",
+			bad->conf.name, (vqa.broken ? vqa.broken_why : vqb.broken_why));
+	}
+	rc = taken;
+out:
+	vring_disown(ob);
+	vring_disown(oa);
+	return rc;
+}
+
+/* Request number of a vhost-user message as rte_vhost hands it to the hooks. */
+static uint32_t
+msg_request(const void *msg)
+{
+	uint32_t req;
+
+	memcpy(&req, msg, sizeof(req));
+	return req;
+}
+
+static enum rte_vhost_msg_result
+sc_pre_msg(int vid, void *msg)
+{
+	struct port *p = vid >= 0 && vid < VHOST_MAX_VID ? sc_port_of_vid[vid] : NULL;
+
+	(void)msg;
+	if (p == NULL)
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	/*
+	 * Any message may change the memory table, a ring or the features:
+	 * stop single copy on the port, then wait out bursts already running
+	 * (they hold no lock and finish on their own).
+	 */
+	__atomic_fetch_or(&p->sc_state, SC_BLOCKED, __ATOMIC_SEQ_CST);
+	for (int r = 0; r < 2 * DP_MAX_QUEUES; r++)
+		while (__atomic_load_n(&p->sc_vring[r].owner, __ATOMIC_SEQ_CST) == SC_COPY)
+			rte_pause();
+	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+static enum rte_vhost_msg_result
+sc_post_msg(int vid, void *msg)
+{
+	struct port *p = vid >= 0 && vid < VHOST_MAX_VID ? sc_port_of_vid[vid] : NULL;
+	uint64_t features, one = 1;
+
+	if (p == NULL)
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	switch (msg_request(msg)) {
+	case 5: { /* SET_MEM_TABLE: the old mappings are gone */
+		struct rte_vhost_memory *mem = NULL;
+
+		if (rte_vhost_get_mem_table(vid, &mem) != 0)
+			mem = NULL;
+		free(p->sc_mem);
+		p->sc_mem = mem;
+		break;
+	}
+	case 2: /* SET_FEATURES: VHOST_F_LOG_ALL comes and goes with live migration */
+		if (rte_vhost_get_negotiated_features(vid, &features) == 0) {
+			__atomic_store_n(&p->features, features, __ATOMIC_RELAXED);
+			if ((features >> VHOST_F_LOG_ALL) & 1)
+				__atomic_fetch_or(&p->sc_state, SC_LOGGING, __ATOMIC_RELAXED);
+			else
+				__atomic_fetch_and(&p->sc_state, ~SC_LOGGING, __ATOMIC_RELAXED);
+			/* Offloads may have changed: let the control thread republish. */
+			if (write(vhost_net_event_fd(), &one, sizeof(one)) != sizeof(one))
+				VLOG_WARN("port %s: cannot signal a feature change", p->conf.name);
+		}
+		break;
+	default:
+		break;
+	}
+	__atomic_fetch_and(&p->sc_state, ~SC_BLOCKED, __ATOMIC_RELEASE);
+	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+static const struct rte_vhost_user_extern_ops sc_extern_ops = {
+	.pre_msg_handle = sc_pre_msg,
+	.post_msg_handle = sc_post_msg,
+};
+
+/* new_device of a single-copy port (dp_lock held, no PMD uses @vid yet). */
+static void
+sc_connect(struct port *p, int vid)
+{
+	free(p->sc_mem);
+	p->sc_mem = NULL;
+	p->sc_state = ((p->features >> VHOST_F_LOG_ALL) & 1) ? SC_LOGGING : 0;
+	sc_warned[p->idx] = false;
+	if (rte_vhost_get_mem_table(vid, &p->sc_mem) != 0) {
+		p->sc_mem = NULL;
+		VLOG_WARN("port %s: no guest memory table: single copy off", p->conf.name);
+		return;
+	}
+	if (rte_vhost_extern_callback_register(vid, &sc_extern_ops, NULL) != 0) {
+		free(p->sc_mem);
+		p->sc_mem = NULL;
+		VLOG_WARN(
+			"port %s: cannot hook vhost-user messages: single copy off", p->conf.name);
+		return;
+	}
+	sc_port_of_vid[vid] = p;
+}
+
 static struct port *
 port_of_vid(int vid)
 {
@@ -102,6 +438,8 @@ new_device(int vid)
 	p->nr_vring = nr;
 	p->features = features;
 	p->connects++;
+	if (p->conf.single_copy && p->sc_vring != NULL)
+		sc_connect(p, vid);
 	VLOG_INFO("port %s: frontend connected (vid %d, %u vrings, features 0x%" PRIx64 ")",
 		p->conf.name, vid, nr, features);
 	dp_publish();
@@ -123,9 +461,13 @@ destroy_device(int vid)
 		dp_publish();
 		/* rte_vhost frees the device when we return: no PMD may still use it. */
 		dp_wait_grace();
+		free(p->sc_mem);
+		p->sc_mem = NULL;
 	}
-	if (vid >= 0 && vid < VHOST_MAX_VID)
+	if (vid >= 0 && vid < VHOST_MAX_VID) {
 		__atomic_store_n(&vring_bits[vid], 0, __ATOMIC_RELEASE);
+		sc_port_of_vid[vid] = NULL;
+	}
 	dp_unlock();
 }
 

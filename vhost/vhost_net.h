@@ -8,10 +8,14 @@
 #ifndef VHOSTD_VHOST_NET_H
 #define VHOSTD_VHOST_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+struct dp_counters;
 struct port;
+struct rte_mbuf;
+struct rte_mempool;
 
 /*
  * Register and start the socket of @p (server: listen, client: connect and
@@ -36,5 +40,34 @@ uint64_t vhost_net_vring_bits(int vid);
  */
 int vhost_net_event_fd(void);
 void vhost_net_handle_events(void);
+
+/*
+ * Single copy between two cross-connected vhost ports (net_copy.h does the
+ * ring work). rte_vhost keeps each vring's indexes; a single-copy burst
+ * reads them, works on the rings itself and writes them back, so the two
+ * paths can alternate on one vring. On ports with "single-copy" every access
+ * to a vring, ours or rte_vhost's, first takes that vring's owner word:
+ * two PMDs never work on one vring at once, whatever snapshot each is in.
+ * A vhost-user message that may change memory or rings (any message)
+ * blocks single copy on the port until it is handled.
+ */
+
+/* Whether @a's frames can be copied straight into @b (both connected). */
+bool vhost_net_single_copy_pair(const struct port *a, const struct port *b);
+
+/*
+ * Move up to a burst of frames from @a's rx queue @qa into @b's guest rx
+ * queue @qb. Returns the frames taken from @a (0: none waiting), or -EAGAIN
+ * when single copy cannot run now (blocked, busy, not set up): the caller
+ * then uses the mbuf path. @rxc/@txc: @a's rx and @b's tx counters.
+ */
+int vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int bvid,
+	uint16_t qb, uint32_t max_frame, struct dp_counters *rxc, struct dp_counters *txc);
+
+/* rte_vhost_dequeue_burst / enqueue_burst on a single-copy port's queue @q. */
+uint16_t vhost_net_sc_dequeue(struct port *p, int vid, uint16_t q, struct rte_mempool *mp,
+	struct rte_mbuf **pkts, uint16_t n);
+uint16_t vhost_net_sc_enqueue(
+	struct port *p, int vid, uint16_t q, struct rte_mbuf **pkts, uint16_t n);
 
 #endif

@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Single-copy frame transfer between two split virtqueues (see net_copy.h).
+ * Receive buffers are taken one at a time and given back (the avail index
+ * rewound) when a frame cannot be finished, so that a full ring holds frames
+ * back in the sender's ring instead of dropping them.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <linux/virtio_config.h>
+#include <linux/virtio_net.h>
+#include <rte_branch_prediction.h>
+#include <rte_common.h>
+#include <rte_prefetch.h>
+
+#include "net_copy.h"
+
+#define NET_COPY_MAX_BURST 64
+/* A 12-byte header split over single bytes is legal, if odd. */
+#define HDR_IOV_MAX 12
+/*
+ * Frames up to this size are copied after the whole burst is decoded, one
+ * copy after the other: their misses then overlap instead of each stalling
+ * the descriptor work around it.
+ */
+#define BATCH_COPY_MAX 256
+
+struct copy_job {
+	void *dst;
+	const void *src;
+	uint32_t len;
+};
+
+struct copy_jobs {
+	unsigned int n;
+	struct copy_job job[NET_COPY_MAX_BURST];
+};
+
+/* Lines of the next frame loaded ahead: a 1518-byte frame and its header. */
+#define PREFETCH_LINES 25
+
+uint16_t
+net_copy_hdr_len(uint64_t features)
+{
+	return (features & ((1ULL << VIRTIO_NET_F_MRG_RXBUF) | (1ULL << VIRTIO_F_VERSION_1)))
+		       ? sizeof(struct virtio_net_hdr_mrg_rxbuf)
+		       : sizeof(struct virtio_net_hdr);
+}
+
+/* A read or write position in a list of iovecs. */
+struct cursor {
+	const struct iovec *iov;
+	unsigned int n;
+	unsigned int i;
+	size_t off; /* into iov[i] */
+};
+
+static inline void
+cursor_init(struct cursor *c, const struct iovec *iov, unsigned int n, size_t skip)
+{
+	c->iov = iov;
+	c->n = n;
+	c->i = 0;
+	c->off = 0;
+	while (c->i < n && skip >= iov[c->i].iov_len) {
+		skip -= iov[c->i].iov_len;
+		c->i++;
+	}
+	c->off = skip;
+}
+
+/* Copy up to @len bytes from @src to @dst, advancing both; returns bytes copied. */
+static size_t
+cursor_copy(struct cursor *dst, struct cursor *src, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len && dst->i < dst->n && src->i < src->n) {
+		size_t d_left = dst->iov[dst->i].iov_len - dst->off;
+		size_t s_left = src->iov[src->i].iov_len - src->off;
+		size_t chunk = RTE_MIN(RTE_MIN(d_left, s_left), len - done);
+
+		if (chunk != 0) {
+			/* memmove: two ports of one guest may hand us overlapping buffers. */
+			memmove((char *)dst->iov[dst->i].iov_base + dst->off,
+				(const char *)src->iov[src->i].iov_base + src->off, chunk);
+			done += chunk;
+		}
+		dst->off += chunk;
+		src->off += chunk;
+		if (dst->off == dst->iov[dst->i].iov_len) {
+			dst->i++;
+			dst->off = 0;
+		}
+		if (src->off == src->iov[src->i].iov_len) {
+			src->i++;
+			src->off = 0;
+		}
+	}
+	return done;
+}
+
+/* Give back the last @n receive buffers taken (not pushed yet). */
+static inline void
+rx_unpop(const struct net_copy_side *rx, uint16_t n)
+{
+	rx->vq->last_avail_idx = (uint16_t)(rx->vq->last_avail_idx - n);
+}
+
+enum deliver_rc {
+	DELIVERED,
+	DROPPED_TOO_BIG, /* B's buffers cannot hold it */
+	DROPPED_BAD_RX,  /* B's buffer lied: returned empty */
+	RX_FULL,         /* no buffer now: try again later */
+	RX_BROKEN,
+};
+
+/*
+ * Copy one frame (bytes [@skip, @skip + @len) of @txc's readable segments)
+ * into as many of B's receive buffers as it needs, header first.
+ */
+static enum deliver_rc
+deliver(const struct net_copy_side *rx, const struct virtq_chain *txc, size_t skip, uint32_t len,
+	struct virtio_net_hdr_mrg_rxbuf *rh, struct virtq_chain *rxc, struct copy_jobs *jobs,
+	struct net_copy_result *res)
+{
+	uint16_t bufs[NET_COPY_MAX_RX_BUFS];
+	uint32_t wrote[NET_COPY_MAX_RX_BUFS];
+	struct iovec hdr_iov[HDR_IOV_MAX];
+	unsigned int max_bufs = rx->mrg_rxbuf ? NET_COPY_MAX_RX_BUFS : 1;
+	uint16_t nbufs = 0;
+	uint32_t left = len;
+	struct cursor src, dst;
+	int n_hdr = 0;
+
+	cursor_init(&src, txc->iov, txc->n_out, skip);
+	do {
+		const struct iovec *in;
+		uint32_t put = 0, copied;
+		uint16_t head;
+		int rc;
+
+		if (unlikely(nbufs == max_bufs)) {
+			rx_unpop(rx, nbufs);
+			return DROPPED_TOO_BIG;
+		}
+		rc = virtq_pop(rx->vq, &head, 1);
+		if (unlikely(rc <= 0)) {
+			if (rc < 0)
+				return RX_BROKEN;
+			rx_unpop(rx, nbufs);
+			return RX_FULL;
+		}
+		rc = virtq_map_chain(rx->vq, head, rxc, &res->why);
+		in = &rxc->iov[rxc->n_out];
+		if (unlikely(rc != 0 || (nbufs == 0 && rxc->in_len < rx->hdr_len))) {
+			/*
+			 * Return this buffer and those taken for the frame so far
+			 * empty: the guest drops a zero-length buffer.
+			 */
+			if (rc == 0)
+				res->why = "receive buffer shorter than the virtio-net header";
+			for (uint16_t k = 0; k < nbufs; k++)
+				virtq_push(rx->vq, bufs[k], 0);
+			virtq_push(rx->vq, head, 0);
+			res->bad_rx++;
+			return DROPPED_BAD_RX;
+		}
+		if (nbufs == 0) {
+			n_hdr = iov_slice(in, rxc->n_in, 0, rx->hdr_len, hdr_iov, HDR_IOV_MAX);
+			if (unlikely(n_hdr < 0)) {
+				virtq_push(rx->vq, head, 0);
+				res->why = "virtio-net header split over too many segments";
+				res->bad_rx++;
+				return DROPPED_BAD_RX;
+			}
+			put = rx->hdr_len;
+		}
+		cursor_init(&dst, in, rxc->n_in, put);
+		if (left <= BATCH_COPY_MAX && src.i < src.n && dst.i < dst.n &&
+			src.iov[src.i].iov_len - src.off >= left &&
+			dst.iov[dst.i].iov_len - dst.off >= left && jobs->n < NET_COPY_MAX_BURST) {
+			struct copy_job *j = &jobs->job[jobs->n++];
+
+			j->dst = (char *)dst.iov[dst.i].iov_base + dst.off;
+			j->src = (const char *)src.iov[src.i].iov_base + src.off;
+			j->len = left;
+			copied = left;
+		} else {
+			copied = (uint32_t)cursor_copy(&dst, &src, left);
+		}
+		put += copied;
+		left -= copied;
+		bufs[nbufs] = head;
+		wrote[nbufs] = put;
+		nbufs++;
+	} while (left != 0);
+
+	rh->num_buffers = nbufs;
+	if (likely(n_hdr == 1)) {
+		/*
+		 * Fixed-size copies the compiler turns into plain stores (the guest's
+		 * buffer need not be aligned): no library call for 12 bytes.
+		 */
+		char *h = hdr_iov[0].iov_base;
+
+		memcpy(h, &rh->hdr, sizeof(rh->hdr));
+		if (rx->hdr_len == sizeof(*rh))
+			memcpy(h + offsetof(struct virtio_net_hdr_mrg_rxbuf, num_buffers), &nbufs,
+				sizeof(nbufs));
+	} else {
+		iov_copy_to(hdr_iov, (unsigned int)n_hdr, 0, rh, rx->hdr_len);
+	}
+	for (uint16_t k = 0; k < nbufs; k++)
+		virtq_push(rx->vq, bufs[k], wrote[k]);
+	res->frames++;
+	res->bytes += len;
+	return DELIVERED;
+}
+
+/*
+ * Start loading the next frame while the current one is copied: the data
+ * was last written by the other guest's CPU, so each line is a miss.
+ */
+static inline void
+prefetch_frame(const struct virtq_chain *c)
+{
+	unsigned int lines = 0;
+
+	for (unsigned int k = 0; k < c->n_out; k++)
+		for (size_t off = 0; off < c->iov[k].iov_len && lines < PREFETCH_LINES;
+			off += RTE_CACHE_LINE_SIZE, lines++)
+			rte_prefetch0((const char *)c->iov[k].iov_base + off);
+}
+
+/* The descriptor of B's next receive buffer (a hint: the slot may be stale). */
+static inline void
+prefetch_rx_desc(const struct virtq *vq)
+{
+	uint16_t head = vq->avail->ring[vq->last_avail_idx & (vq->size - 1)];
+
+	if (head < vq->size)
+		rte_prefetch0(&vq->desc[head]);
+}
+
+int
+net_copy_burst(const struct net_copy_side *tx, const struct net_copy_side *rx, uint32_t max_frame,
+	unsigned int max, struct net_copy_result *res)
+{
+	uint16_t heads[NET_COPY_MAX_BURST];
+	struct virtq_chain txc[2], rxc;
+	struct copy_jobs jobs;
+	const char *map_why[2] = {NULL, NULL};
+	int map_rc[2];
+	int n, i, rc = 0;
+
+	memset(res, 0, sizeof(*res));
+	n = virtq_pop(tx->vq, heads, RTE_MIN(max, (unsigned int)NET_COPY_MAX_BURST));
+	if (n <= 0)
+		return n;
+	jobs.n = 0;
+	if (!rx->vq->broken && rx->vq->size != 0)
+		prefetch_rx_desc(rx->vq);
+	map_rc[0] = virtq_map_chain(tx->vq, heads[0], &txc[0], &map_why[0]);
+	for (i = 0; i < n; i++) {
+		struct virtq_chain *c = &txc[i & 1];
+		struct virtio_net_hdr_mrg_rxbuf th, rh;
+		enum deliver_rc d;
+		uint32_t len;
+
+		/* Map the next chain now: its descriptor and data load meanwhile. */
+		if (i + 1 < n) {
+			struct virtq_chain *next = &txc[(i + 1) & 1];
+
+			map_why[(i + 1) & 1] = NULL;
+			map_rc[(i + 1) & 1] =
+				virtq_map_chain(tx->vq, heads[i + 1], next, &map_why[(i + 1) & 1]);
+			if (map_rc[(i + 1) & 1] == 0)
+				prefetch_frame(next);
+		}
+		if (unlikely(map_rc[i & 1] != 0)) {
+			res->why = map_why[i & 1];
+			res->bad_tx++;
+			goto complete;
+		}
+		if (unlikely(c->out_len <= tx->hdr_len)) {
+			res->why = "transmit chain without a frame after the header";
+			res->bad_tx++;
+			goto complete;
+		}
+		len = c->out_len - tx->hdr_len;
+		if (unlikely(len > max_frame)) {
+			res->too_big++;
+			goto complete;
+		}
+		memset(&rh, 0, sizeof(rh));
+		/*
+		 * A's header matters only for a checksum to pass on. Not reading it
+		 * otherwise saves a miss: it usually sits in the line before the frame.
+		 */
+		if (tx->csum && rx->csum) {
+			iov_copy_from(c->iov, c->n_out, 0, &th, tx->hdr_len);
+			if (th.hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+				rh.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+				rh.hdr.csum_start = th.hdr.csum_start;
+				rh.hdr.csum_offset = th.hdr.csum_offset;
+			}
+		}
+		rh.hdr.gso_type = VIRTIO_NET_HDR_GSO_NONE;
+		d = deliver(rx, c, tx->hdr_len, len, &rh, &rxc, &jobs, res);
+		if (unlikely(d == RX_FULL)) {
+			res->rx_full = true;
+			break;
+		}
+		if (unlikely(d == RX_BROKEN)) {
+			rc = -EINVAL;
+			break;
+		}
+		if (unlikely(d == DROPPED_TOO_BIG))
+			res->too_big++;
+		if (!rx->vq->broken)
+			prefetch_rx_desc(rx->vq);
+	complete:
+		virtq_push(tx->vq, heads[i], 0);
+		res->tx_done++;
+	}
+	/* Before the caller publishes the used elements. */
+	for (unsigned int k = 0; k < jobs.n; k++)
+		memmove(jobs.job[k].dst, jobs.job[k].src, jobs.job[k].len);
+	/* Frames not taken stay in A's ring, in order. */
+	tx->vq->last_avail_idx = (uint16_t)(tx->vq->last_avail_idx - (n - i));
+	return rc;
+}
