@@ -39,6 +39,7 @@ GEN_CPU=0
 SW_CPU=1
 VHOSTD="$REPO_DIR/build/vhostd"
 PMD_MODE=poll
+PORT_OPTS=
 TESTPMD=$(command -v dpdk-testpmd || echo /usr/bin/dpdk-testpmd)
 OVS_VSWITCHD=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
 GEN_FWD=io
@@ -75,6 +76,7 @@ Options:
   --ovs-vswitchd PATH DPDK-enabled ovs-vswitchd (default $OVS_VSWITCHD)
   --gen-fwd io|mac    generator forwarding mode (default $GEN_FWD)
   --pmd-mode MODE     vhostd PMD governor: poll (default), halt-poll, interrupt
+  --port-opts JSON    extra members for both vhostd ports, e.g. '"single-copy": true'
   --repeat N          measure each switch/size N times, report the best (default $REPEAT)
   --queues N          queue pairs per port (generator, testpmd-vhost, vhostd; default 1)
   --pmd-cpus LIST     vhostd PMD CPUs and its taskset (default: the --sw-cpu)
@@ -103,6 +105,7 @@ while [ $# -gt 0 ]; do
 	--keep) KEEP=1; shift ;;
 	--repeat) REPEAT=${2:?}; shift 2 ;;
 	--pmd-mode) PMD_MODE=${2:?}; shift 2 ;;
+	--port-opts) PORT_OPTS=", ${2:?}"; shift 2 ;;
 	--queues) QUEUES=${2:?}; shift 2 ;;
 	--pmd-cpus) PMD_CPUS=${2:?}; shift 2 ;;
 	--hook) HOOK=${2:?}; shift 2 ;;
@@ -246,6 +249,7 @@ start_vhostd() {  # mode: bridge|xconnect|xconnect-1copy
 	else
 		pa='' pb='' xc='[{"name": "x0", "ports": ["a", "b"]}]'
 	fi
+	pa+=$PORT_OPTS pb+=$PORT_OPTS
 	cat >"$d/vhostd.json" <<EOF
 {
   "vhostd": {"run-dir": "$d", "control-socket": "$d/ctl.sock", "mlockall": false},

@@ -291,6 +291,7 @@ net_copy_burst(const struct net_copy_side *tx, const struct net_copy_side *rx, u
 			goto complete;
 		}
 		len = c->out_len - tx->hdr_len;
+		res->in_bytes += len;
 		if (unlikely(len > max_frame)) {
 			res->too_big++;
 			goto complete;
@@ -311,10 +312,12 @@ net_copy_burst(const struct net_copy_side *tx, const struct net_copy_side *rx, u
 		rh.hdr.gso_type = VIRTIO_NET_HDR_GSO_NONE;
 		d = deliver(rx, c, tx->hdr_len, len, &rh, &rxc, &jobs, res);
 		if (unlikely(d == RX_FULL)) {
+			res->in_bytes -= len; /* stays in A */
 			res->rx_full = true;
 			break;
 		}
 		if (unlikely(d == RX_BROKEN)) {
+			res->in_bytes -= len;
 			rc = -EINVAL;
 			break;
 		}

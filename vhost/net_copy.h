@@ -36,14 +36,15 @@ struct net_copy_side {
 };
 
 struct net_copy_result {
-	uint16_t frames;  /* frames delivered to B */
-	uint64_t bytes;   /* their length without the virtio-net header */
-	uint16_t tx_done; /* A's chains completed (delivered, dropped or bad) */
-	uint16_t too_big; /* longer than max_frame, or than B's buffer */
-	uint16_t bad_tx;  /* A chains that could not be mapped or lacked a header */
-	uint16_t bad_rx;  /* B buffers that could not be mapped (returned empty) */
-	bool rx_full;     /* stopped for lack of receive buffers: the rest stays in A */
-	const char *why;  /* the last chain error, for the log */
+	uint16_t frames;   /* frames delivered to B */
+	uint64_t bytes;    /* their length without the virtio-net header */
+	uint64_t in_bytes; /* length of the frames taken from A, delivered or dropped (not bad) */
+	uint16_t tx_done;  /* A's chains completed (delivered, dropped or bad) */
+	uint16_t too_big;  /* longer than max_frame, or than B's buffer */
+	uint16_t bad_tx;   /* A chains that could not be mapped or lacked a header */
+	uint16_t bad_rx;   /* B buffers that could not be mapped (returned empty) */
+	bool rx_full;      /* stopped for lack of receive buffers: the rest stays in A */
+	const char *why;   /* the last chain error, for the log */
 };
 
 /* Header length for the negotiated @features of a device. */

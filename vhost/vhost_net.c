@@ -176,15 +176,22 @@ sc_notify(int vid, uint16_t vring, const struct rte_vhost_vring *v)
 		eventfd_write(v->callfd, 1);
 }
 
-/* Complete up to @max of A's frames unsent (B stays full): counted as drops. */
+/*
+ * Complete up to @max of A's frames unsent (B stays full): counted as drops,
+ * their length (header excluded) added to *@bytes.
+ */
 static uint16_t
-sc_drop(struct virtq *vqa, unsigned int max)
+sc_drop(struct virtq *vqa, uint16_t hdr_len, unsigned int max, uint64_t *bytes)
 {
 	uint16_t heads[DP_BURST];
+	struct virtq_chain c;
 	int n = virtq_pop(vqa, heads, RTE_MIN(max, (unsigned int)DP_BURST));
 
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		if (virtq_map_chain(vqa, heads[i], &c, NULL) == 0 && c.out_len > hdr_len)
+			*bytes += c.out_len - hdr_len;
 		virtq_push(vqa, heads[i], 0);
+	}
 	return n > 0 ? (uint16_t)n : 0;
 }
 
@@ -256,6 +263,7 @@ vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int 
 		taken += res.tx_done;
 		sum.frames += res.frames;
 		sum.bytes += res.bytes;
+		sum.in_bytes += res.in_bytes;
 		sum.too_big += res.too_big;
 		sum.bad_tx += res.bad_tx;
 		sum.bad_rx += res.bad_rx;
@@ -264,7 +272,7 @@ vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int 
 		if (rc < 0 || !res.rx_full || taken >= DP_BURST)
 			break;
 		if (retry == SC_RX_FULL_RETRIES) {
-			dropped = sc_drop(&vqa, DP_BURST - taken);
+			dropped = sc_drop(&vqa, sa.hdr_len, DP_BURST - taken, &sum.in_bytes);
 			taken += dropped;
 			break;
 		}
@@ -279,7 +287,7 @@ vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int 
 		sc_notify(bvid, rb, &vb);
 
 	rxc->packets += taken - sum.bad_tx;
-	rxc->bytes += sum.bytes;
+	rxc->bytes += sum.in_bytes;
 	rxc->errors += sum.bad_tx;
 	txc->packets += sum.frames;
 	txc->single_copy += sum.frames;

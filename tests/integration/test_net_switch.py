@@ -284,9 +284,14 @@ class SingleCopyTest(DaemonTestCase):
         self.roundtrip(d, peer, (64, 100, 1000, 1518))
         # Too long for b's MTU: dropped on the way, counted, a's ring drained.
         before = d.port_stats("b")["tx"]["drops"]["mtu"]
+        rx0 = d.port_stats("a")["rx"]
         peer.send("a", dst=MAC_B, count=10, size=1600, flow=50)
         self.assertEqual(peer.recv("b", timeout_ms=300)["received"], 0)
         self.assertEqual(d.port_stats("b")["tx"]["drops"]["mtu"] - before, 10)
+        # Received (and counted, as on the mbuf path), then dropped.
+        rx1 = d.port_stats("a")["rx"]
+        self.assertEqual((rx1["packets"] - rx0["packets"], rx1["bytes"] - rx0["bytes"]),
+                         (10, 16000), rx1)
         peer.send("a", dst=MAC_B, count=100, size=1518, flow=51)
         assert_all_valid(self, peer.recv("b", expect=100), 100, 51)
 
