@@ -13,9 +13,10 @@
 #   ovs-dpdk-normal   OVS-DPDK (Debian openvswitch-switch-dpdk), NORMAL action
 #   ovs-dpdk-p2p      same OVS, in_port=1->2 / 2->1 flows
 #   vhostd-bridge     build/vhostd, both ports on a learning bridge
-#   vhostd-xconnect   build/vhostd, the two ports cross-connected
-#   vhostd-xconnect-1copy  the same with "single-copy" ports: each frame is
-#                     copied once, guest to guest, with no mbuf in between
+#   vhostd-xconnect   build/vhostd, the two ports cross-connected (single
+#                     copy, the default: guest to guest, no mbuf in between)
+#   vhostd-xconnect-mbuf  the same with "single-copy": false: rte_vhost's
+#                     dequeue/enqueue, two copies through an mbuf
 #
 # Run by hand, as root.  See bench/README.md.  Never run from the test suite;
 # it prints numbers, it asserts nothing about them.
@@ -29,7 +30,7 @@ LIB_NAME=net-loopback
 . "$BENCH_DIR/lib.sh"
 
 ALL_SWITCHES=(testpmd-vhost ovs-dpdk-normal ovs-dpdk-p2p vhostd-bridge vhostd-xconnect
-	vhostd-xconnect-1copy)
+	vhostd-xconnect-mbuf)
 
 DURATION=10
 WARMUP=3
@@ -155,12 +156,12 @@ if has ovs-dpdk-normal || has ovs-dpdk-p2p; then
 		has ovs-dpdk-p2p && skip ovs-dpdk-p2p "$why"
 	fi
 fi
-if has vhostd-bridge || has vhostd-xconnect || has vhostd-xconnect-1copy; then
+if has vhostd-bridge || has vhostd-xconnect || has vhostd-xconnect-mbuf; then
 	if [ ! -x "$VHOSTD" ]; then
 		why="$VHOSTD does not exist (build it: meson setup build && ninja -C build)"
 		has vhostd-bridge && skip vhostd-bridge "$why"
 		has vhostd-xconnect && skip vhostd-xconnect "$why"
-		has vhostd-xconnect-1copy && skip vhostd-xconnect-1copy "$why"
+		has vhostd-xconnect-mbuf && skip vhostd-xconnect-mbuf "$why"
 	fi
 fi
 skipped() { local e; for e in "${SKIP_REASON[@]}"; do [ "${e%%|*}" = "$1" ] && return 0; done; return 1; }
@@ -236,15 +237,15 @@ start_testpmd_vhost() {
 	fi
 }
 
-start_vhostd() {  # mode: bridge|xconnect|xconnect-1copy
+start_vhostd() {  # mode: bridge|xconnect|xconnect-mbuf
 	local mode=$1 d="$TMP/vhostd-$1"
 	mkdir -p "$d"
 	SOCK0="$d/a.sock" SOCK1="$d/b.sock"
 	local pa pb xc
 	if [ "$mode" = bridge ]; then
 		pa=', "bridge": "br0"' pb=', "bridge": "br0"' xc='[]'
-	elif [ "$mode" = xconnect-1copy ]; then
-		pa=', "single-copy": true' pb=', "single-copy": true'
+	elif [ "$mode" = xconnect-mbuf ]; then
+		pa=', "single-copy": false' pb=', "single-copy": false'
 		xc='[{"name": "x0", "ports": ["a", "b"]}]'
 	else
 		pa='' pb='' xc='[{"name": "x0", "ports": ["a", "b"]}]'
@@ -365,7 +366,7 @@ for sw in "${SWITCHES[@]}"; do
 			stop_switch; clean_prefix "$OVS_PREFIX"; ovs_up=0
 		fi
 		;;
-	vhostd-bridge|vhostd-xconnect|vhostd-xconnect-1copy)
+	vhostd-bridge|vhostd-xconnect|vhostd-xconnect-mbuf)
 		if start_vhostd "${sw#vhostd-}"; then run_sizes "$sw"; else mark_all "$sw" FAIL; FAILED=1; fi
 		stop_switch; clean_prefix "$VHOSTD_PREFIX"
 		;;

@@ -239,9 +239,11 @@ net_cpp() {  # tag switch size round -> "busy total"
 if want net; then
 	for r in $(seq 1 "$ROUNDS"); do
 		log "net round $r/$ROUNDS ($(load_note))"
-		net_run net "$r" --only testpmd-vhost,ovs-dpdk-normal,vhostd-bridge,vhostd-xconnect \
+		net_run net "$r" --only \
+			testpmd-vhost,ovs-dpdk-normal,vhostd-bridge,vhostd-xconnect,vhostd-xconnect-mbuf \
 			--sizes 64,1518
-		for sw in testpmd-vhost ovs-dpdk-normal vhostd-bridge vhostd-xconnect; do
+		for sw in testpmd-vhost ovs-dpdk-normal vhostd-bridge vhostd-xconnect \
+			vhostd-xconnect-mbuf; do
 			for z in 64 1518; do
 				best "net,$sw,$z" "$(net_total "$OUT/net-net-$r.txt" "$sw" "$z")"
 				if [[ $sw == vhostd-* ]]; then
@@ -262,7 +264,11 @@ if want net; then
 	add_row "net 1518B vhostd-bridge vs testpmd io (Mpps)" "net,vhostd-bridge,1518" "net,testpmd-vhost,1518" 1.0
 	add_row "net 1518B vhostd-xconnect vs testpmd io (Mpps)" "net,vhostd-xconnect,1518" "net,testpmd-vhost,1518" 1.0
 	add_row "net 1518B vhostd-xconnect vs OVS-DPDK NORMAL (Mpps)" "net,vhostd-xconnect,1518" "net,ovs-dpdk-normal,1518" -
-	for sw in vhostd-bridge vhostd-xconnect; do
+	# The issue's question: does one copy guest to guest beat rte_vhost's two
+	# (through an mbuf) for large frames? Same switch, "single-copy" off.
+	add_row "net 1518B xconnect single copy vs mbuf path (Mpps)" "net,vhostd-xconnect,1518" "net,vhostd-xconnect-mbuf,1518" 1.0
+	add_row "net 64B xconnect single copy vs mbuf path (Mpps)" "net,vhostd-xconnect,64" "net,vhostd-xconnect-mbuf,64" -
+	for sw in vhostd-bridge vhostd-xconnect vhostd-xconnect-mbuf; do
 		for z in 64 1518; do
 			add_row "cycles/packet $sw ${z}B (vhostd busy; busy+idle)" "cpp,$sw,$z" "cppt,$sw,$z" -
 		done

@@ -373,6 +373,7 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 		out->mtu = DEFAULT_MTU;
 		out->csum = true;
 		out->mrg_rxbuf = true;
+		out->single_copy = true;
 		out->admin_up = true;
 		out->type = PORT_TYPE_MAX;
 	}

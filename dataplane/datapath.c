@@ -259,6 +259,9 @@ dp_publish(void)
 		v->guest_csum = p->conf.type == PORT_VHOST_USER &&
 				((p->features >> VIRTIO_NET_F_GUEST_CSUM) & 1);
 		v->sc = p->conf.type == PORT_VHOST_USER && p->conf.single_copy;
+		v->sc_ok = vhost_net_single_copy_ok(p);
+		v->host_csum = p->conf.type == PORT_VHOST_USER &&
+			       ((p->features >> VIRTIO_NET_F_CSUM) & 1);
 		if (p->conf.type == PORT_ETHDEV && p->eth_open) {
 			v->eth_port = p->eth_port;
 			v->eth_ntxq = p->eth_ntxq;

@@ -191,6 +191,7 @@ struct port {
 	struct vring_owner *sc_vring;
 	uint32_t sc_state;
 	struct rte_vhost_memory *sc_mem;
+	uint8_t sc_skip[DP_MAX_QUEUES]; /* bridge single copy: polls to skip (rx queue's PMD) */
 	/* Stable rx queue placement: PMD index per queue, DP_NONE unassigned. */
 	uint16_t rxq_pmd[DP_MAX_QUEUES];
 	/* ethdev state (ethdev.c), set up by dp_port_add. */
@@ -264,6 +265,8 @@ struct dp_port_view {
 	uint8_t guest_csum; /* the frontend accepts partial checksums */
 	uint8_t sc;         /* single-copy port: rte_vhost calls go through vring owners */
 	uint8_t sc_peer;    /* cross-connected to a single-copy vhost port it can copy to */
+	uint8_t sc_ok;      /* single copy can take from / deliver to it now (features) */
+	uint8_t host_csum;  /* the frontend may leave checksums to us (VIRTIO_NET_F_CSUM) */
 	uint16_t tag;
 	uint16_t bridge;    /* bridge index or DP_NONE */
 	uint16_t peer;      /* cross-connect peer or DP_NONE */

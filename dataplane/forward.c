@@ -427,6 +427,34 @@ burst_key(const uint8_t *mac, uint16_t vlan)
 	return (uint64_t)lo | (uint64_t)hi << 32 | (uint64_t)vlan << 48 | 1ULL << 62;
 }
 
+/*
+ * The VLAN a frame that arrived on @iv belongs to: @vlan/@tagged as parsed;
+ * false when the port's VLAN mode refuses it.
+ */
+static inline bool
+ingress_vlan(const struct dp_port_view *iv, bool tagged, uint16_t *vlan)
+{
+	switch (iv->vlan_mode) {
+	case VLAN_MODE_ACCESS:
+		if (unlikely(tagged))
+			return false;
+		*vlan = iv->tag;
+		return true;
+	case VLAN_MODE_TRUNK:
+		return !(unlikely(tagged && !vlan_member(iv, *vlan)));
+	default:
+		return true;
+	}
+}
+
+/* Whether a unicast frame of @vlan looked up to @out can go there (else flood). */
+static inline bool
+unicast_ok(const struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t out, uint16_t vlan)
+{
+	return out != DP_NONE && out < DP_MAX_PORTS && c->snap->ports[out].bridge == iv->bridge &&
+	       vlan_member(&c->snap->ports[out], vlan);
+}
+
 static void
 bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
 	struct rte_mbuf **pkts, uint16_t n, struct dp_counters *rxc)
@@ -471,24 +499,10 @@ bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
 			rte_pktmbuf_free(m);
 			continue;
 		}
-		switch (iv->vlan_mode) {
-		case VLAN_MODE_ACCESS:
-			if (unlikely(tagged)) {
-				rxc->drops[DROP_VLAN]++;
-				rte_pktmbuf_free(m);
-				continue;
-			}
-			vlan = iv->tag;
-			break;
-		case VLAN_MODE_TRUNK:
-			if (unlikely(tagged && !vlan_member(iv, vlan))) {
-				rxc->drops[DROP_VLAN]++;
-				rte_pktmbuf_free(m);
-				continue;
-			}
-			break;
-		default:
-			break;
+		if (unlikely(!ingress_vlan(iv, tagged, &vlan))) {
+			rxc->drops[DROP_VLAN]++;
+			rte_pktmbuf_free(m);
+			continue;
 		}
 		key = burst_key(eth->src_addr.addr_bytes, vlan);
 		if (key != last_src) {
@@ -506,9 +520,7 @@ bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
 			last_dst = key;
 		}
 		out = last_out;
-		if (out == DP_NONE || out >= DP_MAX_PORTS ||
-			c->snap->ports[out].bridge != iv->bridge ||
-			!vlan_member(&c->snap->ports[out], vlan)) {
+		if (!unicast_ok(c, iv, out, vlan)) {
 			flood(c, bv, in, m, vlan, tagged, rxc);
 			continue;
 		}
@@ -566,6 +578,208 @@ fwd_process(struct fwd_ctx *c, uint16_t in, uint16_t q, struct rte_mbuf **pkts, 
 }
 
 /*
+ * The only port a flood of @vlan from @in reaches, or DP_NONE when it reaches
+ * none or several: then a flood is a unicast (two ports on a bridge).
+ */
+static uint16_t
+flood_single_target(
+	const struct fwd_ctx *c, const struct dp_bridge_view *bv, uint16_t in, uint16_t vlan)
+{
+	uint16_t found = DP_NONE;
+
+	for (uint16_t i = 0; i < bv->n_ports; i++) {
+		uint16_t o = bv->ports[i];
+		const struct dp_port_view *ov = &c->snap->ports[o];
+
+		if (o == in || !ov->up || !vlan_member(ov, vlan))
+			continue;
+		if (found != DP_NONE)
+			return DP_NONE;
+		found = o;
+	}
+	return found;
+}
+
+/* Destinations one bridge single-copy burst keeps open at once. */
+#define BRIDGE_COPY_DESTS 4
+/*
+ * Frames up to this size take the mbuf path on a bridge: rte_vhost batches
+ * their small copies at least as well, and the per-frame descriptor work of
+ * single copy measured no gain at 64 B (bench/RESULTS.md).
+ */
+#define BRIDGE_COPY_MIN_FRAME 256
+/* After a burst that started with a frame for the mbuf path: polls to skip. */
+#define BRIDGE_COPY_BACKOFF 64
+
+struct bridge_copy_dest {
+	uint16_t port;
+	uint16_t queue;
+	struct vhost_sc_ring ring;
+	struct net_copy_result res;
+};
+
+/*
+ * Single copy on a bridge. Take the frames of a single-copy vhost port's
+ * queue one by one, learn and look up as bridge_process() does, and copy
+ * each known-unicast frame straight into its destination's receive queue
+ * when that is a single-copy vhost port too and no VLAN tag changes. Stop at
+ * the first frame that needs more (flood, tag change, an ethdev, a full
+ * ring, a fifth destination...): it and the rest take the mbuf path, in
+ * order. The Ethernet header is delivered from the copy that was checked,
+ * so a guest rewriting it meanwhile cannot get past learning or VLANs.
+ * Returns the frames taken.
+ */
+static uint16_t
+bridge_copy(struct fwd_ctx *c, const struct dp_port_view *iv, const struct dp_rxq_ref *rxq)
+{
+	const struct dp_bridge_view *bv = &c->snap->bridges[iv->bridge];
+	struct mac_table *macs = bv->br->macs;
+	struct bridge_copy_dest dst[BRIDGE_COPY_DESTS];
+	struct net_copy_result in = {0};
+	/* Checked L2 headers: the put-off copies read them until the end. */
+	uint8_t l2[DP_BURST][RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN];
+	struct virtq_chain txc[2], frame, rxc;
+	const char *map_why[2] = {NULL, NULL};
+	struct net_copy_batch batch = {.n = 0};
+	uint16_t heads[DP_BURST];
+	struct vhost_sc_ring src;
+	uint64_t last_src = 0, last_dst = 0;
+	uint16_t last_out = DP_NONE, n_dst = 0, taken = 0;
+	int map_rc[2], n;
+
+	if (vhost_sc_ring_open(&src, iv->port, iv->vid, 2 * rxq->queue + 1) != 0)
+		return 0;
+	n = virtq_pop(&src.vq, heads, DP_BURST);
+	if (n <= 0) {
+		if (n == 0)
+			vhost_sc_ring_abort(&src);
+		else
+			vhost_sc_ring_close(&src); /* reports the broken ring */
+		return 0;
+	}
+	map_rc[0] = virtq_map_chain(&src.vq, heads[0], &txc[0], &map_why[0]);
+	for (; taken < n; taken++) {
+		const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)l2[taken];
+		const struct virtq_chain *t = &txc[taken & 1];
+		const struct dp_port_view *ov;
+		struct bridge_copy_dest *d;
+		size_t l2_len = RTE_ETHER_HDR_LEN, got;
+		uint16_t vlan = 0, out, k;
+		enum net_copy_rc r;
+		bool tagged = false;
+		uint64_t key;
+		int m;
+
+		/* Map the next chain now: its descriptor and data load meanwhile. */
+		if (taken + 1 < n) {
+			int nx = (taken + 1) & 1;
+
+			map_rc[nx] =
+				virtq_map_chain(&src.vq, heads[taken + 1], &txc[nx], &map_why[nx]);
+			if (map_rc[nx] == 0)
+				net_copy_prefetch(&txc[nx]);
+		}
+		if (unlikely(map_rc[taken & 1] != 0)) {
+			in.why = map_why[taken & 1];
+			in.bad_tx++;
+			goto done;
+		}
+		if (t->out_len <= (uint32_t)src.side.hdr_len + BRIDGE_COPY_MIN_FRAME ||
+			t->out_len - src.side.hdr_len > iv->max_frame)
+			break; /* small, or too big: the mbuf path (which counts drops) */
+		got = iov_copy_from(t->iov, t->n_out, src.side.hdr_len, l2[taken], sizeof(l2[0]));
+		if (unlikely(got < RTE_ETHER_HDR_LEN))
+			break;
+		if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN)) {
+			if (unlikely(got < sizeof(l2[0])))
+				break;
+			tagged = true;
+			l2_len += RTE_VLAN_HLEN;
+			vlan = rte_be_to_cpu_16(
+				       ((const struct rte_vlan_hdr *)(eth + 1))->vlan_tci) &
+			       0xfff;
+		}
+		if (unlikely(!ingress_vlan(iv, tagged, &vlan)))
+			break;
+		key = burst_key(eth->src_addr.addr_bytes, vlan);
+		if (key != last_src) {
+			if (likely(!rte_is_multicast_ether_addr(&eth->src_addr)))
+				mac_table_learn(
+					macs, eth->src_addr.addr_bytes, vlan, iv->port->idx);
+			last_src = key;
+		}
+		key = burst_key(eth->dst_addr.addr_bytes, vlan);
+		if (key != last_dst) {
+			last_out = DP_NONE;
+			if (!rte_is_multicast_ether_addr(&eth->dst_addr))
+				last_out = mac_table_lookup(macs, eth->dst_addr.addr_bytes, vlan);
+			/* Flooded (multicast, unknown): fine if it reaches one port only. */
+			if (!unicast_ok(c, iv, last_out, vlan))
+				last_out = flood_single_target(c, bv, rxq->port, vlan);
+			last_dst = key;
+		}
+		out = last_out;
+		if (out == DP_NONE || out == rxq->port)
+			break;
+		ov = &c->snap->ports[out];
+		if (!ov->sc_ok || !ov->up || ov->n_txq == 0 || c->txb[out].n != 0 ||
+			egress_tagged(ov, vlan) != tagged || (iv->host_csum && !ov->guest_csum))
+			break;
+		for (k = 0; k < n_dst && dst[k].port != out; k++)
+			;
+		if (k == n_dst) {
+			if (n_dst == BRIDGE_COPY_DESTS)
+				break;
+			d = &dst[k];
+			d->port = out;
+			d->queue = ov->txq[rxq->queue % ov->n_txq];
+			memset(&d->res, 0, sizeof(d->res));
+			if (vhost_sc_ring_open(&d->ring, ov->port, ov->vid, 2 * d->queue) != 0)
+				break;
+			n_dst++;
+		}
+		d = &dst[k];
+		/* The frame as checked: header from l2[], the rest from the guest. */
+		m = iov_slice(t->iov, t->n_out, 0, src.side.hdr_len, frame.iov, VIRTQ_MAX_IOV);
+		if (unlikely(m < 0))
+			break;
+		frame.iov[m].iov_base = l2[taken];
+		frame.iov[m].iov_len = l2_len;
+		k = (uint16_t)m + 1;
+		m = iov_slice(t->iov, t->n_out, src.side.hdr_len + l2_len,
+			t->out_len - src.side.hdr_len - l2_len, frame.iov + k, VIRTQ_MAX_IOV - k);
+		if (unlikely(m < 0))
+			break;
+		frame.n_out = (uint16_t)(k + m);
+		frame.n_in = 0;
+		frame.out_len = t->out_len;
+		r = net_copy_frame(
+			&src.side, &d->ring.side, &frame, ov->max_frame, &rxc, &batch, &d->res);
+		if (unlikely(r == NET_COPY_RX_FULL || r == NET_COPY_RX_BROKEN))
+			break; /* retried or dropped there, as any frame */
+	done:
+		virtq_push(&src.vq, heads[taken], 0);
+	}
+	/* From the first frame not taken on, the mbuf path goes on, in order. */
+	src.vq.last_avail_idx = (uint16_t)(src.vq.last_avail_idx - (n - taken));
+	/* Traffic single copy does not take: stop trying on every poll. */
+	if (taken == 0)
+		iv->port->sc_skip[rxq->queue] = BRIDGE_COPY_BACKOFF;
+	net_copy_batch_run(&batch);
+	for (uint16_t k = 0; k < n_dst; k++) {
+		const struct dp_port_view *ov = &c->snap->ports[dst[k].port];
+
+		vhost_sc_ring_close(&dst[k].ring);
+		vhost_sc_count_tx(&dst[k].res, 0, ov->port, tx_counters(c, ov, dst[k].queue));
+		in.in_bytes += dst[k].res.in_bytes;
+		in.bad_tx += dst[k].res.bad_tx;
+	}
+	vhost_sc_ring_close(&src);
+	vhost_sc_count_rx(&in, taken, iv->port, &iv->port->stats->rx[rxq->queue]);
+	return taken;
+}
+
+/*
  * Cross-connected vhost ports that both allow it: copy from one guest's
  * buffers into the other's, no mbuf (vhost_net.h). -EAGAIN: use the mbuf path.
  */
@@ -590,7 +804,7 @@ fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq)
 	struct rte_mbuf *pkts[DP_BURST];
 	struct dp_counters *rxc;
 	uint64_t bytes = 0;
-	uint16_t n;
+	uint16_t n, copied = 0;
 
 	if (v->type == PORT_ETHDEV)
 		n = v->up ? rte_eth_rx_burst(v->eth_port, rxq->queue, pkts, DP_BURST) : 0;
@@ -600,14 +814,26 @@ fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq)
 
 			if (moved >= 0)
 				return (uint16_t)moved;
+		} else if (v->bridge != DP_NONE && v->sc_ok && v->up) {
+			uint8_t *skip = &v->port->sc_skip[rxq->queue];
+
+			/* What single copy leaves (from the first frame it cannot take) goes on
+			 * below. */
+			if (*skip == 0)
+				copied = bridge_copy(c, v, rxq);
+			else
+				(*skip)--;
+			if (copied == DP_BURST)
+				return copied;
 		}
-		n = vhost_net_sc_dequeue(v->port, v->vid, rxq->queue, c->mp, pkts, DP_BURST);
+		n = vhost_net_sc_dequeue(
+			v->port, v->vid, rxq->queue, c->mp, pkts, DP_BURST - copied);
 	} else if (v->type == PORT_VHOST_USER && v->vid >= 0)
 		n = rte_vhost_dequeue_burst(v->vid, rxq->queue * 2 + 1, c->mp, pkts, DP_BURST);
 	else
 		return 0;
 	if (n == 0)
-		return 0;
+		return copied;
 	rxc = &v->port->stats->rx[rxq->queue];
 	c->in_queue = rxq->queue;
 	/* One pass over the burst: count it and clear stale reflector marks. */
@@ -622,5 +848,5 @@ fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq)
 		return n;
 	}
 	forward_burst(c, rxq->port, rxq->queue, pkts, n);
-	return n;
+	return copied + n;
 }

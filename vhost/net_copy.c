@@ -17,7 +17,6 @@
 
 #include "net_copy.h"
 
-#define NET_COPY_MAX_BURST 64
 /* A 12-byte header split over single bytes is legal, if odd. */
 #define HDR_IOV_MAX 12
 /*
@@ -26,17 +25,6 @@
  * the descriptor work around it.
  */
 #define BATCH_COPY_MAX 256
-
-struct copy_job {
-	void *dst;
-	const void *src;
-	uint32_t len;
-};
-
-struct copy_jobs {
-	unsigned int n;
-	struct copy_job job[NET_COPY_MAX_BURST];
-};
 
 /* Lines of the next frame loaded ahead: a 1518-byte frame and its header. */
 #define PREFETCH_LINES 25
@@ -73,7 +61,7 @@ cursor_init(struct cursor *c, const struct iovec *iov, unsigned int n, size_t sk
 
 /* Copy up to @len bytes from @src to @dst, advancing both; returns bytes copied. */
 static size_t
-cursor_copy(struct cursor *dst, struct cursor *src, size_t len)
+cursor_copy(struct cursor *dst, struct cursor *src, size_t len, struct net_copy_batch *batch)
 {
 	size_t done = 0;
 
@@ -83,9 +71,25 @@ cursor_copy(struct cursor *dst, struct cursor *src, size_t len)
 		size_t chunk = RTE_MIN(RTE_MIN(d_left, s_left), len - done);
 
 		if (chunk != 0) {
-			/* memmove: two ports of one guest may hand us overlapping buffers. */
-			memmove((char *)dst->iov[dst->i].iov_base + dst->off,
-				(const char *)src->iov[src->i].iov_base + src->off, chunk);
+			void *to = (char *)dst->iov[dst->i].iov_base + dst->off;
+			const void *from = (const char *)src->iov[src->i].iov_base + src->off;
+
+			if (batch != NULL && batch->n < NET_COPY_BATCH) {
+				/*
+				 * Own the line before the copy runs: stores that miss
+				 * would otherwise fill the store queue and stall the
+				 * descriptor work of the rest of the burst.
+				 */
+				__builtin_prefetch(to, 1, 3);
+				batch->job[batch->n].dst = to;
+				batch->job[batch->n].src = from;
+				batch->job[batch->n].len = (uint32_t)chunk;
+				batch->n++;
+			} else {
+				/* memmove: two ports of one guest may hand us overlapping buffers.
+				 */
+				memmove(to, from, chunk);
+			}
 			done += chunk;
 		}
 		dst->off += chunk;
@@ -123,7 +127,7 @@ enum deliver_rc {
  */
 static enum deliver_rc
 deliver(const struct net_copy_side *rx, const struct virtq_chain *txc, size_t skip, uint32_t len,
-	struct virtio_net_hdr_mrg_rxbuf *rh, struct virtq_chain *rxc, struct copy_jobs *jobs,
+	struct virtio_net_hdr_mrg_rxbuf *rh, struct virtq_chain *rxc, struct net_copy_batch *jobs,
 	struct net_copy_result *res)
 {
 	uint16_t bufs[NET_COPY_MAX_RX_BUFS];
@@ -133,9 +137,12 @@ deliver(const struct net_copy_side *rx, const struct virtq_chain *txc, size_t sk
 	uint16_t nbufs = 0;
 	uint32_t left = len;
 	struct cursor src, dst;
+	unsigned int jobs0;
 	int n_hdr = 0;
 
 	cursor_init(&src, txc->iov, txc->n_out, skip);
+	/* Copies put off for a frame that then fails are forgotten with it. */
+	jobs0 = jobs->n;
 	do {
 		const struct iovec *in;
 		uint32_t put = 0, copied;
@@ -144,13 +151,17 @@ deliver(const struct net_copy_side *rx, const struct virtq_chain *txc, size_t sk
 
 		if (unlikely(nbufs == max_bufs)) {
 			rx_unpop(rx, nbufs);
+			jobs->n = jobs0;
 			return DROPPED_TOO_BIG;
 		}
 		rc = virtq_pop(rx->vq, &head, 1);
 		if (unlikely(rc <= 0)) {
-			if (rc < 0)
+			if (rc < 0) {
+				jobs->n = jobs0;
 				return RX_BROKEN;
+			}
 			rx_unpop(rx, nbufs);
+			jobs->n = jobs0;
 			return RX_FULL;
 		}
 		rc = virtq_map_chain(rx->vq, head, rxc, &res->why);
@@ -165,6 +176,7 @@ deliver(const struct net_copy_side *rx, const struct virtq_chain *txc, size_t sk
 			for (uint16_t k = 0; k < nbufs; k++)
 				virtq_push(rx->vq, bufs[k], 0);
 			virtq_push(rx->vq, head, 0);
+			jobs->n = jobs0;
 			res->bad_rx++;
 			return DROPPED_BAD_RX;
 		}
@@ -179,18 +191,9 @@ deliver(const struct net_copy_side *rx, const struct virtq_chain *txc, size_t sk
 			put = rx->hdr_len;
 		}
 		cursor_init(&dst, in, rxc->n_in, put);
-		if (left <= BATCH_COPY_MAX && src.i < src.n && dst.i < dst.n &&
-			src.iov[src.i].iov_len - src.off >= left &&
-			dst.iov[dst.i].iov_len - dst.off >= left && jobs->n < NET_COPY_MAX_BURST) {
-			struct copy_job *j = &jobs->job[jobs->n++];
-
-			j->dst = (char *)dst.iov[dst.i].iov_base + dst.off;
-			j->src = (const char *)src.iov[src.i].iov_base + src.off;
-			j->len = left;
-			copied = left;
-		} else {
-			copied = (uint32_t)cursor_copy(&dst, &src, left);
-		}
+		/* Small frames wait in the batch (see net_copy_batch), big ones go now. */
+		copied = (uint32_t)cursor_copy(
+			&dst, &src, left, len <= BATCH_COPY_MAX ? jobs : NULL);
 		put += copied;
 		left -= copied;
 		bufs[nbufs] = head;
@@ -224,8 +227,8 @@ deliver(const struct net_copy_side *rx, const struct virtq_chain *txc, size_t sk
  * Start loading the next frame while the current one is copied: the data
  * was last written by the other guest's CPU, so each line is a miss.
  */
-static inline void
-prefetch_frame(const struct virtq_chain *c)
+void
+net_copy_prefetch(const struct virtq_chain *c)
 {
 	unsigned int lines = 0;
 
@@ -245,13 +248,68 @@ prefetch_rx_desc(const struct virtq *vq)
 		rte_prefetch0(&vq->desc[head]);
 }
 
+void
+net_copy_batch_run(struct net_copy_batch *b)
+{
+	for (unsigned int k = 0; k < b->n; k++)
+		memmove(b->job[k].dst, b->job[k].src, b->job[k].len);
+	b->n = 0;
+}
+
+enum net_copy_rc
+net_copy_frame(const struct net_copy_side *tx, const struct net_copy_side *rx,
+	const struct virtq_chain *txc, uint32_t max_frame, struct virtq_chain *rxc,
+	struct net_copy_batch *batch, struct net_copy_result *res)
+{
+	struct virtio_net_hdr_mrg_rxbuf th, rh;
+	enum deliver_rc d;
+	uint32_t len;
+
+	if (unlikely(txc->out_len <= tx->hdr_len)) {
+		res->why = "transmit chain without a frame after the header";
+		res->bad_tx++;
+		return NET_COPY_DROPPED;
+	}
+	len = txc->out_len - tx->hdr_len;
+	if (unlikely(len > max_frame)) {
+		res->in_bytes += len;
+		res->too_big++;
+		return NET_COPY_DROPPED;
+	}
+	memset(&rh, 0, sizeof(rh));
+	/*
+	 * A's header matters only for a checksum to pass on. Not reading it
+	 * otherwise saves a miss: it usually sits in the line before the frame.
+	 */
+	if (tx->csum && rx->csum) {
+		iov_copy_from(txc->iov, txc->n_out, 0, &th, tx->hdr_len);
+		if (th.hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+			rh.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+			rh.hdr.csum_start = th.hdr.csum_start;
+			rh.hdr.csum_offset = th.hdr.csum_offset;
+		}
+	}
+	rh.hdr.gso_type = VIRTIO_NET_HDR_GSO_NONE;
+	d = deliver(rx, txc, tx->hdr_len, len, &rh, rxc, batch, res);
+	if (unlikely(d == RX_FULL))
+		return NET_COPY_RX_FULL;
+	if (unlikely(d == RX_BROKEN))
+		return NET_COPY_RX_BROKEN;
+	res->in_bytes += len;
+	if (unlikely(d == DROPPED_TOO_BIG))
+		res->too_big++;
+	if (!rx->vq->broken)
+		prefetch_rx_desc(rx->vq);
+	return d == DELIVERED ? NET_COPY_DONE : NET_COPY_DROPPED;
+}
+
 int
 net_copy_burst(const struct net_copy_side *tx, const struct net_copy_side *rx, uint32_t max_frame,
 	unsigned int max, struct net_copy_result *res)
 {
 	uint16_t heads[NET_COPY_MAX_BURST];
 	struct virtq_chain txc[2], rxc;
-	struct copy_jobs jobs;
+	struct net_copy_batch batch = {.n = 0};
 	const char *map_why[2] = {NULL, NULL};
 	int map_rc[2];
 	int n, i, rc = 0;
@@ -260,15 +318,11 @@ net_copy_burst(const struct net_copy_side *tx, const struct net_copy_side *rx, u
 	n = virtq_pop(tx->vq, heads, RTE_MIN(max, (unsigned int)NET_COPY_MAX_BURST));
 	if (n <= 0)
 		return n;
-	jobs.n = 0;
 	if (!rx->vq->broken && rx->vq->size != 0)
 		prefetch_rx_desc(rx->vq);
 	map_rc[0] = virtq_map_chain(tx->vq, heads[0], &txc[0], &map_why[0]);
 	for (i = 0; i < n; i++) {
-		struct virtq_chain *c = &txc[i & 1];
-		struct virtio_net_hdr_mrg_rxbuf th, rh;
-		enum deliver_rc d;
-		uint32_t len;
+		enum net_copy_rc r;
 
 		/* Map the next chain now: its descriptor and data load meanwhile. */
 		if (i + 1 < n) {
@@ -278,60 +332,27 @@ net_copy_burst(const struct net_copy_side *tx, const struct net_copy_side *rx, u
 			map_rc[(i + 1) & 1] =
 				virtq_map_chain(tx->vq, heads[i + 1], next, &map_why[(i + 1) & 1]);
 			if (map_rc[(i + 1) & 1] == 0)
-				prefetch_frame(next);
+				net_copy_prefetch(next);
 		}
 		if (unlikely(map_rc[i & 1] != 0)) {
 			res->why = map_why[i & 1];
 			res->bad_tx++;
-			goto complete;
-		}
-		if (unlikely(c->out_len <= tx->hdr_len)) {
-			res->why = "transmit chain without a frame after the header";
-			res->bad_tx++;
-			goto complete;
-		}
-		len = c->out_len - tx->hdr_len;
-		res->in_bytes += len;
-		if (unlikely(len > max_frame)) {
-			res->too_big++;
-			goto complete;
-		}
-		memset(&rh, 0, sizeof(rh));
-		/*
-		 * A's header matters only for a checksum to pass on. Not reading it
-		 * otherwise saves a miss: it usually sits in the line before the frame.
-		 */
-		if (tx->csum && rx->csum) {
-			iov_copy_from(c->iov, c->n_out, 0, &th, tx->hdr_len);
-			if (th.hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
-				rh.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-				rh.hdr.csum_start = th.hdr.csum_start;
-				rh.hdr.csum_offset = th.hdr.csum_offset;
+		} else {
+			r = net_copy_frame(tx, rx, &txc[i & 1], max_frame, &rxc, &batch, res);
+			if (unlikely(r == NET_COPY_RX_FULL)) {
+				res->rx_full = true;
+				break;
+			}
+			if (unlikely(r == NET_COPY_RX_BROKEN)) {
+				rc = -EINVAL;
+				break;
 			}
 		}
-		rh.hdr.gso_type = VIRTIO_NET_HDR_GSO_NONE;
-		d = deliver(rx, c, tx->hdr_len, len, &rh, &rxc, &jobs, res);
-		if (unlikely(d == RX_FULL)) {
-			res->in_bytes -= len; /* stays in A */
-			res->rx_full = true;
-			break;
-		}
-		if (unlikely(d == RX_BROKEN)) {
-			res->in_bytes -= len;
-			rc = -EINVAL;
-			break;
-		}
-		if (unlikely(d == DROPPED_TOO_BIG))
-			res->too_big++;
-		if (!rx->vq->broken)
-			prefetch_rx_desc(rx->vq);
-	complete:
 		virtq_push(tx->vq, heads[i], 0);
 		res->tx_done++;
 	}
 	/* Before the caller publishes the used elements. */
-	for (unsigned int k = 0; k < jobs.n; k++)
-		memmove(jobs.job[k].dst, jobs.job[k].src, jobs.job[k].len);
+	net_copy_batch_run(&batch);
 	/* Frames not taken stay in A's ring, in order. */
 	tx->vq->last_avail_idx = (uint16_t)(tx->vq->last_avail_idx - (n - i));
 	return rc;

@@ -26,6 +26,10 @@
 
 /* Receive buffers one frame may span with mergeable rx buffers. */
 #define NET_COPY_MAX_RX_BUFS 64
+/* Frames one net_copy_burst() call takes at most. */
+#define NET_COPY_MAX_BURST 64
+/* Copies one batch holds (a small frame takes one or a few). */
+#define NET_COPY_BATCH 128
 
 /* One device's side of a transfer. */
 struct net_copy_side {
@@ -47,6 +51,27 @@ struct net_copy_result {
 	const char *why;   /* the last chain error, for the log */
 };
 
+/*
+ * Copies of small frames (up to 256 bytes) put off to the end of a burst and
+ * run back to back: their cache misses then overlap instead of each stalling
+ * the descriptor work around it.
+ */
+struct net_copy_batch {
+	unsigned int n;
+	struct net_copy_job {
+		void *dst;
+		const void *src;
+		uint32_t len;
+	} job[NET_COPY_BATCH];
+};
+
+enum net_copy_rc {
+	NET_COPY_DONE,      /* delivered */
+	NET_COPY_DROPPED,   /* counted in the result (too big, bad chain or buffer) */
+	NET_COPY_RX_FULL,   /* no receive buffer: nothing taken from the receiver */
+	NET_COPY_RX_BROKEN, /* the receive ring is broken */
+};
+
 /* Header length for the negotiated @features of a device. */
 uint16_t net_copy_hdr_len(uint64_t features);
 
@@ -63,5 +88,23 @@ uint16_t net_copy_hdr_len(uint64_t features);
  */
 int net_copy_burst(const struct net_copy_side *tx, const struct net_copy_side *rx,
 	uint32_t max_frame, unsigned int max, struct net_copy_result *res);
+
+/*
+ * The per-frame step of net_copy_burst(), for callers that take and inspect
+ * frames themselves: deliver the frame of @txc (a chain mapped from @tx's
+ * queue, virtio-net header first) into @rx, using @rxc as scratch. DONE and
+ * DROPPED finish the frame (counted in @res; the caller completes A's head);
+ * RX_FULL and RX_BROKEN leave it with the caller. Small copies may wait in
+ * @batch: run net_copy_batch_run() before publishing @rx's used ring.
+ */
+enum net_copy_rc net_copy_frame(const struct net_copy_side *tx, const struct net_copy_side *rx,
+	const struct virtq_chain *txc, uint32_t max_frame, struct virtq_chain *rxc,
+	struct net_copy_batch *batch, struct net_copy_result *res);
+
+/* Run and empty the copies waiting in @b. */
+void net_copy_batch_run(struct net_copy_batch *b);
+
+/* Start loading a mapped chain's frame (the first lines of a large one). */
+void net_copy_prefetch(const struct virtq_chain *c);
 
 #endif

@@ -118,22 +118,23 @@ vring_disown(struct vring_owner *o)
 }
 
 bool
-vhost_net_single_copy_pair(const struct port *a, const struct port *b)
+vhost_net_single_copy_ok(const struct port *p)
 {
 	const uint64_t unsupported =
 		(1ULL << VIRTIO_F_RING_PACKED) | (1ULL << VHOSTD_F_ACCESS_PLATFORM);
 
-	if (a == NULL || b == NULL || a->conf.type != PORT_VHOST_USER ||
-		b->conf.type != PORT_VHOST_USER || !a->conf.single_copy || !b->conf.single_copy ||
-		a->vid < 0 || b->vid < 0 || a->sc_vring == NULL || b->sc_vring == NULL)
-		return false;
-	if ((a->features | b->features) & unsupported)
+	return p != NULL && p->conf.type == PORT_VHOST_USER && p->conf.single_copy && p->vid >= 0 &&
+	       p->sc_vring != NULL && (p->features & unsupported) == 0;
+}
+
+bool
+vhost_net_single_copy_pair(const struct port *a, const struct port *b)
+{
+	if (!vhost_net_single_copy_ok(a) || !vhost_net_single_copy_ok(b))
 		return false;
 	/* A checksum that A leaves to the device must reach a B that accepts that. */
-	if (((a->features >> VIRTIO_NET_F_CSUM) & 1) &&
-		!((b->features >> VIRTIO_NET_F_GUEST_CSUM) & 1))
-		return false;
-	return true;
+	return !((a->features >> VIRTIO_NET_F_CSUM) & 1) ||
+	       ((b->features >> VIRTIO_NET_F_GUEST_CSUM) & 1);
 }
 
 uint16_t
@@ -206,60 +207,112 @@ sc_warn(struct port *p, const char *what, const char *why)
 }
 
 int
+vhost_sc_ring_open(struct vhost_sc_ring *r, struct port *p, int vid, uint16_t vring)
+{
+	struct vring_owner *o = &p->sc_vring[vring];
+	uint16_t avail, used;
+
+	if (!vring_own(o, SC_COPY))
+		return -EAGAIN;
+	/*
+	 * After taking the owner: a message hook that set SC_BLOCKED before
+	 * this load waits for us to let go; one that sets it later is seen here.
+	 */
+	if (__atomic_load_n(&p->sc_state, __ATOMIC_SEQ_CST) != 0 || p->sc_mem == NULL ||
+		!((vhost_net_vring_bits(vid) >> vring) & 1) ||
+		rte_vhost_get_vhost_vring(vid, vring, &r->vr) != 0 ||
+		rte_vhost_get_vring_base(vid, vring, &avail, &used) != 0)
+		goto busy;
+	virtq_init(&r->vq, &r->vr, p->sc_mem, avail, used, p->features);
+	if (unlikely(r->vq.broken))
+		goto busy;
+	r->p = p;
+	r->vid = vid;
+	r->vring = vring;
+	r->used0 = used;
+	r->side.vq = &r->vq;
+	r->side.hdr_len = net_copy_hdr_len(p->features);
+	if (vring & 1) { /* the guest's transmit queue */
+		r->side.mrg_rxbuf = false;
+		r->side.csum = (p->features >> VIRTIO_NET_F_CSUM) & 1;
+	} else {
+		r->side.mrg_rxbuf = (p->features >> VIRTIO_NET_F_MRG_RXBUF) & 1;
+		r->side.csum = (p->features >> VIRTIO_NET_F_GUEST_CSUM) & 1;
+	}
+	return 0;
+busy:
+	vring_disown(o);
+	return -EAGAIN;
+}
+
+void
+vhost_sc_ring_abort(struct vhost_sc_ring *r)
+{
+	vring_disown(&r->p->sc_vring[r->vring]);
+}
+
+void
+vhost_sc_ring_close(struct vhost_sc_ring *r)
+{
+	virtq_flush(&r->vq);
+	rte_vhost_set_vring_base(r->vid, r->vring, r->vq.last_avail_idx, r->vq.last_used_idx);
+	if (r->vq.last_used_idx != r->used0)
+		sc_notify(r->vid, r->vring, &r->vr);
+	if (unlikely(r->vq.broken)) {
+		/* rte_vhost's own checks take over this device from now on. */
+		__atomic_fetch_or(&r->p->sc_state, SC_BROKEN, __ATOMIC_RELAXED);
+		VLOG_ERR("port %s: single copy: %s; using rte_vhost's path until it reconnects",
+			r->p->conf.name, r->vq.broken_why);
+	}
+	vring_disown(&r->p->sc_vring[r->vring]);
+}
+
+void
+vhost_sc_count_rx(
+	const struct net_copy_result *res, uint16_t taken, struct port *a, struct dp_counters *rxc)
+{
+	rxc->packets += taken - res->bad_tx;
+	rxc->bytes += res->in_bytes;
+	rxc->errors += res->bad_tx;
+	if (unlikely(res->bad_tx != 0))
+		sc_warn(a, "bad transmit chain", res->why);
+}
+
+void
+vhost_sc_count_tx(const struct net_copy_result *res, uint16_t dropped, struct port *b,
+	struct dp_counters *txc)
+{
+	txc->packets += res->frames;
+	txc->single_copy += res->frames;
+	txc->bytes += res->bytes;
+	txc->drops[DROP_MTU] += res->too_big;
+	txc->drops[DROP_QUEUE_FULL] += dropped;
+	txc->errors += res->bad_rx;
+	if (unlikely(res->bad_rx != 0))
+		sc_warn(b, "bad receive buffer", res->why);
+}
+
+int
 vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int bvid, uint16_t qb,
 	uint32_t max_frame, struct dp_counters *rxc, struct dp_counters *txc)
 {
-	const uint16_t ra = 2 * qa + 1, rb = 2 * qb;
-	struct vring_owner *oa = &a->sc_vring[ra], *ob = &b->sc_vring[rb];
-	uint16_t a_avail, a_used, b_avail, b_used, b_used0, taken = 0, dropped = 0;
-	struct net_copy_side sa, sb;
 	struct net_copy_result res, sum = {0};
-	struct rte_vhost_vring va, vb;
-	struct virtq vqa, vqb;
-	int rc = -EAGAIN;
+	struct vhost_sc_ring ra, rb;
+	uint16_t taken = 0, dropped = 0;
+	int rc;
 
-	if (!vring_own(oa, SC_COPY))
+	if (vhost_sc_ring_open(&ra, a, avid, 2 * qa + 1) != 0)
 		return -EAGAIN;
-	if (!vring_own(ob, SC_COPY)) {
-		vring_disown(oa);
+	if (virtq_pending(&ra.vq) == 0) {
+		vhost_sc_ring_abort(&ra);
+		return 0;
+	}
+	if (vhost_sc_ring_open(&rb, b, bvid, 2 * qb) != 0) {
+		vhost_sc_ring_abort(&ra);
 		return -EAGAIN;
 	}
-	/*
-	 * After taking the owners: a message hook that set SC_BLOCKED before
-	 * this load waits for us to let go; one that sets it later is seen here.
-	 */
-	if ((__atomic_load_n(&a->sc_state, __ATOMIC_SEQ_CST) |
-		    __atomic_load_n(&b->sc_state, __ATOMIC_SEQ_CST)) != 0 ||
-		a->sc_mem == NULL || b->sc_mem == NULL)
-		goto out;
-	if (!((vhost_net_vring_bits(avid) >> ra) & 1) || !((vhost_net_vring_bits(bvid) >> rb) & 1))
-		goto out;
-	if (rte_vhost_get_vhost_vring(avid, ra, &va) != 0 ||
-		rte_vhost_get_vhost_vring(bvid, rb, &vb) != 0 ||
-		rte_vhost_get_vring_base(avid, ra, &a_avail, &a_used) != 0 ||
-		rte_vhost_get_vring_base(bvid, rb, &b_avail, &b_used) != 0)
-		goto out;
-	virtq_init(&vqa, &va, a->sc_mem, a_avail, a_used, a->features);
-	if (unlikely(vqa.broken))
-		goto out;
-	if (virtq_pending(&vqa) == 0) {
-		rc = 0;
-		goto out;
-	}
-	virtq_init(&vqb, &vb, b->sc_mem, b_avail, b_used, b->features);
-	if (unlikely(vqb.broken))
-		goto out;
-	b_used0 = b_used;
-	sa = (struct net_copy_side){.vq = &vqa,
-		.hdr_len = net_copy_hdr_len(a->features),
-		.csum = (a->features >> VIRTIO_NET_F_CSUM) & 1};
-	sb = (struct net_copy_side){.vq = &vqb,
-		.hdr_len = net_copy_hdr_len(b->features),
-		.mrg_rxbuf = (b->features >> VIRTIO_NET_F_MRG_RXBUF) & 1,
-		.csum = (b->features >> VIRTIO_NET_F_GUEST_CSUM) & 1};
-
 	for (int retry = 0;; retry++) {
-		rc = net_copy_burst(&sa, &sb, max_frame, DP_BURST - taken, &res);
+		rc = net_copy_burst(&ra.side, &rb.side, max_frame, DP_BURST - taken, &res);
 		taken += res.tx_done;
 		sum.frames += res.frames;
 		sum.bytes += res.bytes;
@@ -272,46 +325,16 @@ vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int 
 		if (rc < 0 || !res.rx_full || taken >= DP_BURST)
 			break;
 		if (retry == SC_RX_FULL_RETRIES) {
-			dropped = sc_drop(&vqa, sa.hdr_len, DP_BURST - taken, &sum.in_bytes);
+			dropped = sc_drop(&ra.vq, ra.side.hdr_len, DP_BURST - taken, &sum.in_bytes);
 			taken += dropped;
 			break;
 		}
 	}
-	virtq_flush(&vqa);
-	virtq_flush(&vqb);
-	rte_vhost_set_vring_base(avid, ra, vqa.last_avail_idx, vqa.last_used_idx);
-	rte_vhost_set_vring_base(bvid, rb, vqb.last_avail_idx, vqb.last_used_idx);
-	if (taken != 0)
-		sc_notify(avid, ra, &va);
-	if (vqb.last_used_idx != b_used0)
-		sc_notify(bvid, rb, &vb);
-
-	rxc->packets += taken - sum.bad_tx;
-	rxc->bytes += sum.in_bytes;
-	rxc->errors += sum.bad_tx;
-	txc->packets += sum.frames;
-	txc->single_copy += sum.frames;
-	txc->bytes += sum.bytes;
-	txc->drops[DROP_MTU] += sum.too_big;
-	txc->drops[DROP_QUEUE_FULL] += dropped;
-	txc->errors += sum.bad_rx;
-	if (unlikely(sum.bad_tx != 0))
-		sc_warn(a, "bad transmit chain", sum.why);
-	if (unlikely(sum.bad_rx != 0))
-		sc_warn(b, "bad receive buffer", sum.why);
-	if (unlikely(rc < 0)) {
-		struct port *bad = vqa.broken ? a : b;
-
-		/* rte_vhost's own checks take over this device from now on. */
-		__atomic_fetch_or(&bad->sc_state, SC_BROKEN, __ATOMIC_RELAXED);
-		VLOG_ERR("port %s: single copy: %s; using rte_vhost's path until it reconnects",
-			bad->conf.name, (vqa.broken ? vqa.broken_why : vqb.broken_why));
-	}
-	rc = taken;
-out:
-	vring_disown(ob);
-	vring_disown(oa);
-	return rc;
+	vhost_sc_ring_close(&ra);
+	vhost_sc_ring_close(&rb);
+	vhost_sc_count_rx(&sum, taken, a, rxc);
+	vhost_sc_count_tx(&sum, dropped, b, txc);
+	return taken;
 }
 
 /* Request number of a vhost-user message as rte_vhost hands it to the hooks. */

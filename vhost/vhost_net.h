@@ -12,6 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <rte_vhost.h>
+
+#include "net_copy.h"
+#include "virtq.h"
+
 struct dp_counters;
 struct port;
 struct rte_mbuf;
@@ -52,6 +57,9 @@ void vhost_net_handle_events(void);
  * blocks single copy on the port until it is handled.
  */
 
+/* Whether single copy can serve @p now (connected, split ring, no vIOMMU). */
+bool vhost_net_single_copy_ok(const struct port *p);
+
 /* Whether @a's frames can be copied straight into @b (both connected). */
 bool vhost_net_single_copy_pair(const struct port *a, const struct port *b);
 
@@ -63,6 +71,37 @@ bool vhost_net_single_copy_pair(const struct port *a, const struct port *b);
  */
 int vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int bvid,
 	uint16_t qb, uint32_t max_frame, struct dp_counters *rxc, struct dp_counters *txc);
+
+/* One vring of a single-copy port held by a PMD for a burst. */
+struct vhost_sc_ring {
+	struct port *p;
+	int vid;
+	uint16_t vring;
+	uint16_t used0; /* used index when taken: interrupt only if it moved */
+	struct rte_vhost_vring vr;
+	struct virtq vq;           /* indexes from rte_vhost */
+	struct net_copy_side side; /* header, offloads for net_copy */
+};
+
+/*
+ * Take vring @vring of @p (odd: the guest's transmit queue) for single copy.
+ * Returns 0, or -EAGAIN when it is busy, blocked by a message, disabled or
+ * not set up (then nothing is held).
+ */
+int vhost_sc_ring_open(struct vhost_sc_ring *r, struct port *p, int vid, uint16_t vring);
+/* Let go of a ring nothing was taken from or given to. */
+void vhost_sc_ring_abort(struct vhost_sc_ring *r);
+/* Publish, give the indexes back to rte_vhost, interrupt the guest if it asks, let go. */
+void vhost_sc_ring_close(struct vhost_sc_ring *r);
+/*
+ * Add a single-copy result to the counters (logging bad chains once): @a's
+ * rx (@taken frames taken from its ring) and @b's tx (@dropped: frames
+ * dropped for a full ring, besides those in @res).
+ */
+void vhost_sc_count_rx(
+	const struct net_copy_result *res, uint16_t taken, struct port *a, struct dp_counters *rxc);
+void vhost_sc_count_tx(const struct net_copy_result *res, uint16_t dropped, struct port *b,
+	struct dp_counters *txc);
 
 /* rte_vhost_dequeue_burst / enqueue_burst on a single-copy port's queue @q. */
 uint16_t vhost_net_sc_dequeue(struct port *p, int vid, uint16_t q, struct rte_mempool *mp,

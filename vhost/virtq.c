@@ -210,6 +210,27 @@ virtq_map_chain(const struct virtq *vq, uint16_t head, struct virtq_chain *c, co
 	if (unlikely(head >= vq->size))
 		return chain_error(why, "head index out of range", -EINVAL);
 
+	/*
+	 * Fast path: one direct descriptor (a net frame with its header, a
+	 * receive buffer). Anything else is walked below from the start.
+	 */
+	read_desc(&table[idx], &d);
+	if (likely(!(d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)))) {
+		if (d.len != 0) {
+			rc = map_seg(&w, d.addr, d.len);
+			if (unlikely(rc != 0))
+				return chain_error(why, w.why, rc);
+		}
+		if (d.flags & VRING_DESC_F_WRITE) {
+			c->n_in = (uint16_t)w.n;
+			c->in_len = d.len;
+		} else {
+			c->n_out = (uint16_t)w.n;
+			c->out_len = d.len;
+		}
+		return 0;
+	}
+
 	for (;;) {
 		if (unlikely(budget-- == 0))
 			return chain_error(why,
