@@ -437,6 +437,7 @@ dp_port_add(const struct port_conf *c, struct ctl_error *err)
 	p->conf = *c;
 	p->idx = idx;
 	p->vid = -1;
+	p->sc_mem_vid = -1;
 	for (int q = 0; q < DP_MAX_QUEUES; q++)
 		p->rxq_pmd[q] = DP_NONE;
 	dp.ports[idx] = p;

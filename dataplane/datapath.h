@@ -191,6 +191,7 @@ struct port {
 	struct vring_owner *sc_vring;
 	uint32_t sc_state;
 	struct rte_vhost_memory *sc_mem;
+	int sc_mem_vid; /* the connection sc_mem belongs to */
 	uint8_t sc_skip[DP_MAX_QUEUES]; /* bridge single copy: polls to skip (rx queue's PMD) */
 	/* Stable rx queue placement: PMD index per queue, DP_NONE unassigned. */
 	uint16_t rxq_pmd[DP_MAX_QUEUES];

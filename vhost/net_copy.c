@@ -157,6 +157,8 @@ deliver(const struct net_copy_side *rx, const struct virtq_chain *txc, size_t sk
 		rc = virtq_pop(rx->vq, &head, 1);
 		if (unlikely(rc <= 0)) {
 			if (rc < 0) {
+				/* Give back what the frame took: the guest keeps its buffers. */
+				rx_unpop(rx, nbufs);
 				jobs->n = jobs0;
 				return RX_BROKEN;
 			}

@@ -219,7 +219,7 @@ vhost_sc_ring_open(struct vhost_sc_ring *r, struct port *p, int vid, uint16_t vr
 	 * this load waits for us to let go; one that sets it later is seen here.
 	 */
 	if (__atomic_load_n(&p->sc_state, __ATOMIC_SEQ_CST) != 0 || p->sc_mem == NULL ||
-		!((vhost_net_vring_bits(vid) >> vring) & 1) ||
+		p->sc_mem_vid != vid || !((vhost_net_vring_bits(vid) >> vring) & 1) ||
 		rte_vhost_get_vhost_vring(vid, vring, &r->vr) != 0 ||
 		rte_vhost_get_vring_base(vid, vring, &avail, &used) != 0)
 		goto busy;
@@ -347,23 +347,39 @@ msg_request(const void *msg)
 	return req;
 }
 
+/*
+ * Stop single copy on @p and wait out the bursts already running: they hold
+ * no lock and finish on their own, so this wait is short even with
+ * rte_vhost's vring locks held.
+ */
+static void
+sc_block(struct port *p)
+{
+	__atomic_fetch_or(&p->sc_state, SC_BLOCKED, __ATOMIC_SEQ_CST);
+	for (int r = 0; r < 2 * DP_MAX_QUEUES; r++)
+		while (__atomic_load_n(&p->sc_vring[r].owner, __ATOMIC_SEQ_CST) == SC_COPY)
+			rte_pause();
+}
+
 static enum rte_vhost_msg_result
 sc_pre_msg(int vid, void *msg)
 {
 	struct port *p = vid >= 0 && vid < VHOST_MAX_VID ? sc_port_of_vid[vid] : NULL;
 
-	(void)msg;
 	if (p == NULL)
 		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
-	/*
-	 * Any message may change the memory table, a ring or the features:
-	 * stop single copy on the port, then wait out bursts already running
-	 * (they hold no lock and finish on their own).
-	 */
-	__atomic_fetch_or(&p->sc_state, SC_BLOCKED, __ATOMIC_SEQ_CST);
-	for (int r = 0; r < 2 * DP_MAX_QUEUES; r++)
-		while (__atomic_load_n(&p->sc_vring[r].owner, __ATOMIC_SEQ_CST) == SC_COPY)
-			rte_pause();
+	/* Any message may change the memory table, a ring or the features. */
+	sc_block(p);
+	if (msg_request(msg) == 5) {
+		/*
+		 * SET_MEM_TABLE unmaps the old regions. Forget them now: if the
+		 * handler fails, the post hook (which installs the new table)
+		 * does not run, and no burst may use the old one.
+		 */
+		free(p->sc_mem);
+		p->sc_mem = NULL;
+		p->sc_mem_vid = -1;
+	}
 	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 }
 
@@ -383,6 +399,19 @@ sc_post_msg(int vid, void *msg)
 			mem = NULL;
 		free(p->sc_mem);
 		p->sc_mem = mem;
+		p->sc_mem_vid = vid;
+		break;
+	}
+	case 18: { /* SET_VRING_ENABLE */
+		struct vhost_vring_state st;
+
+		/*
+		 * rte_vhost reports a disabled vring only after this hook: take
+		 * it out of single copy's view before unblocking.
+		 */
+		memcpy(&st, (const char *)msg + 12, sizeof(st));
+		if (st.num == 0 && st.index < 64)
+			__atomic_fetch_and(&vring_bits[vid], ~(1ULL << st.index), __ATOMIC_RELEASE);
 		break;
 	}
 	case 2: /* SET_FEATURES: VHOST_F_LOG_ALL comes and goes with live migration */
@@ -409,13 +438,20 @@ static const struct rte_vhost_user_extern_ops sc_extern_ops = {
 	.post_msg_handle = sc_post_msg,
 };
 
-/* new_device of a single-copy port (dp_lock held, no PMD uses @vid yet). */
+/*
+ * new_device of a single-copy port (dp_lock held). @old is the vid the port
+ * had, when a second frontend replaces one that is not gone yet: that one's
+ * bursts and hooks must let go of the port first.
+ */
 static void
-sc_connect(struct port *p, int vid)
+sc_connect(struct port *p, int vid, int old)
 {
+	sc_block(p);
+	if (old >= 0 && old < VHOST_MAX_VID && sc_port_of_vid[old] == p)
+		sc_port_of_vid[old] = NULL;
 	free(p->sc_mem);
 	p->sc_mem = NULL;
-	p->sc_state = ((p->features >> VHOST_F_LOG_ALL) & 1) ? SC_LOGGING : 0;
+	p->sc_mem_vid = -1;
 	sc_warned[p->idx] = false;
 	if (rte_vhost_get_mem_table(vid, &p->sc_mem) != 0) {
 		p->sc_mem = NULL;
@@ -429,7 +465,10 @@ sc_connect(struct port *p, int vid)
 			"port %s: cannot hook vhost-user messages: single copy off", p->conf.name);
 		return;
 	}
+	p->sc_mem_vid = vid;
 	sc_port_of_vid[vid] = p;
+	__atomic_store_n(&p->sc_state, ((p->features >> VHOST_F_LOG_ALL) & 1) ? SC_LOGGING : 0,
+		__ATOMIC_RELEASE);
 }
 
 static struct port *
@@ -448,6 +487,7 @@ new_device(int vid)
 	struct port *p;
 	uint64_t features = 0;
 	uint16_t nr;
+	int old;
 
 	if (vid < 0 || vid >= VHOST_MAX_VID)
 		return -1;
@@ -465,12 +505,13 @@ new_device(int vid)
 	 */
 	for (uint16_t i = 0; i < nr; i++)
 		rte_vhost_enable_guest_notification(vid, i, 0);
+	old = p->vid;
 	p->vid = vid;
 	p->nr_vring = nr;
 	p->features = features;
 	p->connects++;
 	if (p->conf.single_copy && p->sc_vring != NULL)
-		sc_connect(p, vid);
+		sc_connect(p, vid, old);
 	VLOG_INFO("port %s: frontend connected (vid %d, %u vrings, features 0x%" PRIx64 ")",
 		p->conf.name, vid, nr, features);
 	dp_publish();
@@ -494,6 +535,7 @@ destroy_device(int vid)
 		dp_wait_grace();
 		free(p->sc_mem);
 		p->sc_mem = NULL;
+		p->sc_mem_vid = -1;
 	}
 	if (vid >= 0 && vid < VHOST_MAX_VID) {
 		__atomic_store_n(&vring_bits[vid], 0, __ATOMIC_RELEASE);
