@@ -260,8 +260,8 @@ dp_publish(void)
 				((p->features >> VIRTIO_NET_F_GUEST_CSUM) & 1);
 		v->sc = p->conf.type == PORT_VHOST_USER && p->conf.single_copy;
 		v->sc_ok = vhost_net_single_copy_ok(p);
-		v->host_csum = p->conf.type == PORT_VHOST_USER &&
-			       ((p->features >> VIRTIO_NET_F_CSUM) & 1);
+		v->host_csum =
+			p->conf.type == PORT_VHOST_USER && ((p->features >> VIRTIO_NET_F_CSUM) & 1);
 		if (p->conf.type == PORT_ETHDEV && p->eth_open) {
 			v->eth_port = p->eth_port;
 			v->eth_ntxq = p->eth_ntxq;
@@ -305,9 +305,13 @@ dp_publish(void)
 			continue;
 		s->ports[x->ports[0]].peer = x->ports[1];
 		s->ports[x->ports[1]].peer = x->ports[0];
-		for (int k = 0; k < 2; k++)
-			s->ports[x->ports[k]].sc_peer = vhost_net_single_copy_pair(
-				dp.ports[x->ports[k]], dp.ports[x->ports[1 - k]]);
+		for (int k = 0; k < 2; k++) {
+			struct dp_port_view *v = &s->ports[x->ports[k]];
+			const struct dp_port_view *pv = &s->ports[x->ports[1 - k]];
+
+			/* A checksum v leaves to the device must reach a pv that accepts that. */
+			v->sc_peer = v->sc_ok && pv->sc_ok && !(v->host_csum && !pv->guest_csum);
+		}
 	}
 	dp_publish_scsi(s);
 	old = dp_current;

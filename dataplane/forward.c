@@ -14,8 +14,8 @@
 #include <rte_vhost.h>
 
 #include "forward.h"
-#include "vhost_net.h"
 #include "mac_table.h"
+#include "vhost_net.h"
 
 /* Extra enqueue attempts when a guest's rx ring is full. */
 #define DP_TX_RETRIES 8

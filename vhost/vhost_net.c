@@ -127,16 +127,6 @@ vhost_net_single_copy_ok(const struct port *p)
 	       p->sc_vring != NULL && (p->features & unsupported) == 0;
 }
 
-bool
-vhost_net_single_copy_pair(const struct port *a, const struct port *b)
-{
-	if (!vhost_net_single_copy_ok(a) || !vhost_net_single_copy_ok(b))
-		return false;
-	/* A checksum that A leaves to the device must reach a B that accepts that. */
-	return !((a->features >> VIRTIO_NET_F_CSUM) & 1) ||
-	       ((b->features >> VIRTIO_NET_F_GUEST_CSUM) & 1);
-}
-
 uint16_t
 vhost_net_sc_dequeue(struct port *p, int vid, uint16_t q, struct rte_mempool *mp,
 	struct rte_mbuf **pkts, uint16_t n)

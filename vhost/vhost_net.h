@@ -60,9 +60,6 @@ void vhost_net_handle_events(void);
 /* Whether single copy can serve @p now (connected, split ring, no vIOMMU). */
 bool vhost_net_single_copy_ok(const struct port *p);
 
-/* Whether @a's frames can be copied straight into @b (both connected). */
-bool vhost_net_single_copy_pair(const struct port *a, const struct port *b);
-
 /*
  * Move up to a burst of frames from @a's rx queue @qa into @b's guest rx
  * queue @qb. Returns the frames taken from @a (0: none waiting), or -EAGAIN
