@@ -771,8 +771,7 @@ bridge_copy(struct fwd_ctx *c, const struct dp_port_view *iv, const struct dp_rx
 
 		vhost_sc_ring_close(&dst[k].ring);
 		vhost_sc_count_tx(&dst[k].res, 0, ov->port, tx_counters(c, ov, dst[k].queue));
-		in.in_bytes += dst[k].res.in_bytes;
-		in.bad_tx += dst[k].res.bad_tx;
+		net_copy_result_add(&in, &dst[k].res); /* the rx side reads bad_tx, in_bytes */
 	}
 	vhost_sc_ring_close(&src);
 	vhost_sc_count_rx(&in, taken, iv->port, &iv->port->stats->rx[rxq->queue]);

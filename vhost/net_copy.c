@@ -251,6 +251,21 @@ prefetch_rx_desc(const struct virtq *vq)
 }
 
 void
+net_copy_result_add(struct net_copy_result *sum, const struct net_copy_result *r)
+{
+	sum->frames += r->frames;
+	sum->bytes += r->bytes;
+	sum->in_bytes += r->in_bytes;
+	sum->tx_done += r->tx_done;
+	sum->too_big += r->too_big;
+	sum->bad_tx += r->bad_tx;
+	sum->bad_rx += r->bad_rx;
+	sum->rx_full = r->rx_full;
+	if (r->why != NULL)
+		sum->why = r->why;
+}
+
+void
 net_copy_batch_run(struct net_copy_batch *b)
 {
 	for (unsigned int k = 0; k < b->n; k++)

@@ -101,6 +101,9 @@ enum net_copy_rc net_copy_frame(const struct net_copy_side *tx, const struct net
 	const struct virtq_chain *txc, uint32_t max_frame, struct virtq_chain *rxc,
 	struct net_copy_batch *batch, struct net_copy_result *res);
 
+/* Add the counts of @r to @sum (rx_full and why: the latest). */
+void net_copy_result_add(struct net_copy_result *sum, const struct net_copy_result *r);
+
 /* Run and empty the copies waiting in @b. */
 void net_copy_batch_run(struct net_copy_batch *b);
 

@@ -304,14 +304,7 @@ vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int 
 	for (int retry = 0;; retry++) {
 		rc = net_copy_burst(&ra.side, &rb.side, max_frame, DP_BURST - taken, &res);
 		taken += res.tx_done;
-		sum.frames += res.frames;
-		sum.bytes += res.bytes;
-		sum.in_bytes += res.in_bytes;
-		sum.too_big += res.too_big;
-		sum.bad_tx += res.bad_tx;
-		sum.bad_rx += res.bad_rx;
-		if (res.why != NULL)
-			sum.why = res.why;
+		net_copy_result_add(&sum, &res);
 		if (rc < 0 || !res.rx_full || taken >= DP_BURST)
 			break;
 		if (retry == SC_RX_FULL_RETRIES) {
