@@ -192,7 +192,8 @@ struct port {
 	uint32_t sc_state;
 	struct rte_vhost_memory *sc_mem;
 	int sc_mem_vid; /* the connection sc_mem belongs to */
-	uint8_t sc_skip[DP_MAX_QUEUES]; /* bridge single copy: polls to skip (rx queue's PMD) */
+	/* Bridge single copy: TSC before which not to try again (rx queue's PMD). */
+	uint64_t sc_retry_at[DP_MAX_QUEUES];
 	/* Stable rx queue placement: PMD index per queue, DP_NONE unassigned. */
 	uint16_t rxq_pmd[DP_MAX_QUEUES];
 	/* ethdev state (ethdev.c), set up by dp_port_add. */

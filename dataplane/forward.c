@@ -608,8 +608,6 @@ flood_single_target(
  * single copy measured no gain at 64 B (bench/RESULTS.md).
  */
 #define BRIDGE_COPY_MIN_FRAME 256
-/* After a burst that started with a frame for the mbuf path: polls to skip. */
-#define BRIDGE_COPY_BACKOFF 64
 
 struct bridge_copy_dest {
 	uint16_t port;
@@ -627,10 +625,12 @@ struct bridge_copy_dest {
  * ring, a fifth destination...): it and the rest take the mbuf path, in
  * order. The Ethernet header is delivered from the copy that was checked,
  * so a guest rewriting it meanwhile cannot get past learning or VLANs.
- * Returns the frames taken.
+ * Returns the frames taken; *rest: whether frames are left for the mbuf
+ * path (false when it took all it found, or found none).
  */
 static uint16_t
-bridge_copy(struct fwd_ctx *c, const struct dp_port_view *iv, const struct dp_rxq_ref *rxq)
+bridge_copy(
+	struct fwd_ctx *c, const struct dp_port_view *iv, const struct dp_rxq_ref *rxq, bool *rest)
 {
 	const struct dp_bridge_view *bv = &c->snap->bridges[iv->bridge];
 	struct mac_table *macs = bv->br->macs;
@@ -647,13 +647,15 @@ bridge_copy(struct fwd_ctx *c, const struct dp_port_view *iv, const struct dp_rx
 	uint16_t last_out = DP_NONE, n_dst = 0, taken = 0;
 	int map_rc[2], n;
 
+	*rest = true;
 	if (vhost_sc_ring_open(&src, iv->port, iv->vid, 2 * rxq->queue + 1) != 0)
 		return 0;
 	n = virtq_pop(&src.vq, heads, DP_BURST);
 	if (n <= 0) {
-		if (n == 0)
+		if (n == 0) {
 			vhost_sc_ring_abort(&src);
-		else
+			*rest = false;
+		} else
 			vhost_sc_ring_close(&src); /* reports the broken ring */
 		return 0;
 	}
@@ -762,9 +764,10 @@ bridge_copy(struct fwd_ctx *c, const struct dp_port_view *iv, const struct dp_rx
 	}
 	/* From the first frame not taken on, the mbuf path goes on, in order. */
 	src.vq.last_avail_idx = (uint16_t)(src.vq.last_avail_idx - (n - taken));
+	*rest = taken < n;
 	/* Traffic single copy does not take: stop trying on every poll. */
 	if (taken == 0)
-		iv->port->sc_skip[rxq->queue] = BRIDGE_COPY_BACKOFF;
+		iv->port->sc_retry_at[rxq->queue] = c->now + c->sc_backoff;
 	net_copy_batch_run(&batch);
 	for (uint16_t k = 0; k < n_dst; k++) {
 		const struct dp_port_view *ov = &c->snap->ports[dst[k].port];
@@ -814,15 +817,16 @@ fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq)
 			if (moved >= 0)
 				return (uint16_t)moved;
 		} else if (v->bridge != DP_NONE && v->sc_ok && v->up) {
-			uint8_t *skip = &v->port->sc_skip[rxq->queue];
+			/*
+			 * What single copy leaves (from the first frame it cannot
+			 * take) goes on below. Frames that came in after its burst
+			 * wait for the next poll: they are likely large too.
+			 */
+			bool rest = true;
 
-			/* What single copy leaves (from the first frame it cannot take) goes on
-			 * below. */
-			if (*skip == 0)
-				copied = bridge_copy(c, v, rxq);
-			else
-				(*skip)--;
-			if (copied == DP_BURST)
+			if (c->now >= v->port->sc_retry_at[rxq->queue])
+				copied = bridge_copy(c, v, rxq, &rest);
+			if (!rest || copied == DP_BURST)
 				return copied;
 		}
 		n = vhost_net_sc_dequeue(

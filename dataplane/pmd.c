@@ -88,6 +88,7 @@ pmd_create(uint16_t idx, int cpu, const struct pmd_gov *gov, char *err, size_t e
 	p->ep_generation = UINT64_MAX;
 	p->fwd->pmd_idx = idx;
 	p->fwd->mp = p->mp;
+	p->fwd->sc_backoff = rte_get_tsc_hz() / FWD_SC_BACKOFF_PER_S;
 	return p;
 fail:
 	if (p->wake_fd >= 0)
@@ -136,6 +137,7 @@ pmd_poll_all(struct pmd *p, uint64_t start)
 	uint32_t got = 0;
 
 	c->snap = rcu_dereference(dp_current);
+	c->now = start;
 	plan = &c->snap->pmds[p->idx];
 	if (p->idx < c->snap->n_pmd) {
 		/*
