@@ -603,11 +603,12 @@ flood_single_target(
 /* Destinations one bridge single-copy burst keeps open at once. */
 #define BRIDGE_COPY_DESTS 4
 /*
- * Frames up to this size take the mbuf path on a bridge: rte_vhost batches
- * their small copies at least as well, and the per-frame descriptor work of
- * single copy measured no gain at 64 B (bench/RESULTS.md).
+ * Frames up to this size take the mbuf path, on a bridge and a cross-connect:
+ * rte_vhost batches their small copies better than single copy's per-frame
+ * descriptor work. Measured: bridge 0.73x at 64 B; cross-connect 0.4-0.9x at
+ * 64 and 128 B, even at 256 and 512 B, 1.4x at 1518 B (bench/RESULTS.md).
  */
-#define BRIDGE_COPY_MIN_FRAME 256
+#define SC_MIN_FRAME 256
 
 struct bridge_copy_dest {
 	uint16_t port;
@@ -686,7 +687,7 @@ bridge_copy(
 			in.bad_tx++;
 			goto done;
 		}
-		if (t->out_len <= (uint32_t)src.side.hdr_len + BRIDGE_COPY_MIN_FRAME ||
+		if (t->out_len <= (uint32_t)src.side.hdr_len + SC_MIN_FRAME ||
 			t->out_len - src.side.hdr_len > iv->max_frame)
 			break; /* small, or too big: the mbuf path (which counts drops) */
 		got = iov_copy_from(t->iov, t->n_out, src.side.hdr_len, l2[taken], sizeof(l2[0]));
@@ -783,20 +784,31 @@ bridge_copy(
 
 /*
  * Cross-connected vhost ports that both allow it: copy from one guest's
- * buffers into the other's, no mbuf (vhost_net.h). -EAGAIN: use the mbuf path.
+ * buffers into the other's, no mbuf (vhost_net.h). Returns the frames taken;
+ * *rest: whether frames are left for the mbuf path (small ones, or single
+ * copy could not run).
  */
-static int
-copy_to_peer(struct fwd_ctx *c, const struct dp_port_view *v, const struct dp_rxq_ref *rxq)
+static uint16_t
+copy_to_peer(
+	struct fwd_ctx *c, const struct dp_port_view *v, const struct dp_rxq_ref *rxq, bool *rest)
 {
 	const struct dp_port_view *pv = &c->snap->ports[v->peer];
 	uint16_t qb;
+	int moved;
 
+	*rest = true;
 	/* Frames batched for the peer go first; a down peer counts its drops. */
 	if (c->txb[v->peer].n != 0 || !pv->up || pv->n_txq == 0 || !v->up)
-		return -EAGAIN;
+		return 0;
 	qb = pv->txq[rxq->queue % pv->n_txq];
-	return vhost_net_copy_burst(v->port, v->vid, rxq->queue, pv->port, pv->vid, qb,
-		pv->max_frame, &v->port->stats->rx[rxq->queue], tx_counters(c, pv, qb));
+	moved = vhost_net_copy_burst(v->port, v->vid, rxq->queue, pv->port, pv->vid, qb,
+		pv->max_frame, SC_MIN_FRAME, &v->port->stats->rx[rxq->queue],
+		tx_counters(c, pv, qb), rest);
+	if (moved < 0)
+		return 0; /* -EAGAIN, *rest is true */
+	if (moved == 0 && *rest)
+		v->port->sc_retry_at[rxq->queue] = c->now + c->sc_backoff;
+	return (uint16_t)moved;
 }
 
 uint16_t
@@ -811,24 +823,21 @@ fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq)
 	if (v->type == PORT_ETHDEV)
 		n = v->up ? rte_eth_rx_burst(v->eth_port, rxq->queue, pkts, DP_BURST) : 0;
 	else if (v->type == PORT_VHOST_USER && v->vid >= 0 && v->sc) {
-		if (v->sc_peer) {
-			int moved = copy_to_peer(c, v, rxq);
+		/*
+		 * What single copy leaves (from the first frame it cannot take)
+		 * goes on below. Frames that came in after its burst wait for
+		 * the next poll: they are likely large too.
+		 */
+		bool rest = true;
 
-			if (moved >= 0)
-				return (uint16_t)moved;
-		} else if (v->bridge != DP_NONE && v->sc_ok && v->up) {
-			/*
-			 * What single copy leaves (from the first frame it cannot
-			 * take) goes on below. Frames that came in after its burst
-			 * wait for the next poll: they are likely large too.
-			 */
-			bool rest = true;
-
-			if (c->now >= v->port->sc_retry_at[rxq->queue])
-				copied = bridge_copy(c, v, rxq, &rest);
-			if (!rest || copied == DP_BURST)
-				return copied;
-		}
+		if (c->now < v->port->sc_retry_at[rxq->queue])
+			; /* backing off: the mbuf path */
+		else if (v->sc_peer)
+			copied = copy_to_peer(c, v, rxq, &rest);
+		else if (v->bridge != DP_NONE && v->sc_ok && v->up)
+			copied = bridge_copy(c, v, rxq, &rest);
+		if (!rest || copied == DP_BURST)
+			return copied;
 		n = vhost_net_sc_dequeue(
 			v->port, v->vid, rxq->queue, c->mp, pkts, DP_BURST - copied);
 	} else if (v->type == PORT_VHOST_USER && v->vid >= 0)

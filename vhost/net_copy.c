@@ -261,6 +261,7 @@ net_copy_result_add(struct net_copy_result *sum, const struct net_copy_result *r
 	sum->bad_tx += r->bad_tx;
 	sum->bad_rx += r->bad_rx;
 	sum->rx_full = r->rx_full;
+	sum->small = r->small;
 	if (r->why != NULL)
 		sum->why = r->why;
 }
@@ -322,7 +323,7 @@ net_copy_frame(const struct net_copy_side *tx, const struct net_copy_side *rx,
 
 int
 net_copy_burst(const struct net_copy_side *tx, const struct net_copy_side *rx, uint32_t max_frame,
-	unsigned int max, struct net_copy_result *res)
+	uint32_t min_frame, unsigned int max, struct net_copy_result *res)
 {
 	uint16_t heads[NET_COPY_MAX_BURST];
 	struct virtq_chain txc[2], rxc;
@@ -354,6 +355,10 @@ net_copy_burst(const struct net_copy_side *tx, const struct net_copy_side *rx, u
 		if (unlikely(map_rc[i & 1] != 0)) {
 			res->why = map_why[i & 1];
 			res->bad_tx++;
+		} else if (min_frame != 0 &&
+			   txc[i & 1].out_len <= (uint32_t)tx->hdr_len + min_frame) {
+			res->small = true;
+			break;
 		} else {
 			r = net_copy_frame(tx, rx, &txc[i & 1], max_frame, &rxc, &batch, res);
 			if (unlikely(r == NET_COPY_RX_FULL)) {

@@ -48,6 +48,7 @@ struct net_copy_result {
 	uint16_t bad_tx;   /* A chains that could not be mapped or lacked a header */
 	uint16_t bad_rx;   /* B buffers that could not be mapped (returned empty) */
 	bool rx_full;      /* stopped for lack of receive buffers: the rest stays in A */
+	bool small;        /* stopped at a frame of min_frame bytes or less: the same */
 	const char *why;   /* the last chain error, for the log */
 };
 
@@ -82,12 +83,15 @@ uint16_t net_copy_hdr_len(uint64_t features);
  * negotiated it, and cleared otherwise (the caller only pairs devices where
  * that cannot lose a checksum: A without CSUM, or B with GUEST_CSUM).
  * When B runs out of buffers the burst stops and A's remaining frames stay
- * in its ring (back-pressure, nothing dropped). Used elements are pushed on
+ * in its ring (back-pressure, nothing dropped). So does the first frame of
+ * @min_frame bytes or less (res->small), and all after it: small frames cost
+ * less through rte_vhost's batched copies (the caller's mbuf path; 0: take
+ * every size). Used elements are pushed on
  * both queues; the caller publishes them with virtq_flush().
  * Returns 0, or -EINVAL when a ring of either side is broken.
  */
 int net_copy_burst(const struct net_copy_side *tx, const struct net_copy_side *rx,
-	uint32_t max_frame, unsigned int max, struct net_copy_result *res);
+	uint32_t max_frame, uint32_t min_frame, unsigned int max, struct net_copy_result *res);
 
 /*
  * The per-frame step of net_copy_burst(), for callers that take and inspect

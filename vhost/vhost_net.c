@@ -284,13 +284,15 @@ vhost_sc_count_tx(const struct net_copy_result *res, uint16_t dropped, struct po
 
 int
 vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int bvid, uint16_t qb,
-	uint32_t max_frame, struct dp_counters *rxc, struct dp_counters *txc)
+	uint32_t max_frame, uint32_t min_frame, struct dp_counters *rxc, struct dp_counters *txc,
+	bool *small)
 {
 	struct net_copy_result res, sum = {0};
 	struct vhost_sc_ring ra, rb;
 	uint16_t taken = 0, dropped = 0;
 	int rc;
 
+	*small = false;
 	if (vhost_sc_ring_open(&ra, a, avid, 2 * qa + 1) != 0)
 		return -EAGAIN;
 	if (virtq_pending(&ra.vq) == 0) {
@@ -302,9 +304,11 @@ vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int 
 		return -EAGAIN;
 	}
 	for (int retry = 0;; retry++) {
-		rc = net_copy_burst(&ra.side, &rb.side, max_frame, DP_BURST - taken, &res);
+		rc = net_copy_burst(
+			&ra.side, &rb.side, max_frame, min_frame, DP_BURST - taken, &res);
 		taken += res.tx_done;
 		net_copy_result_add(&sum, &res);
+		*small = res.small;
 		if (rc < 0 || !res.rx_full || taken >= DP_BURST)
 			break;
 		if (retry == SC_RX_FULL_RETRIES) {

@@ -64,10 +64,13 @@ bool vhost_net_single_copy_ok(const struct port *p);
  * Move up to a burst of frames from @a's rx queue @qa into @b's guest rx
  * queue @qb. Returns the frames taken from @a (0: none waiting), or -EAGAIN
  * when single copy cannot run now (blocked, busy, not set up): the caller
- * then uses the mbuf path. @rxc/@txc: @a's rx and @b's tx counters.
+ * then uses the mbuf path. It stops at the first frame of @min_frame bytes
+ * or less and sets *small: that frame and the rest are the mbuf path's, in
+ * order. @rxc/@txc: @a's rx and @b's tx counters.
  */
 int vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int bvid,
-	uint16_t qb, uint32_t max_frame, struct dp_counters *rxc, struct dp_counters *txc);
+	uint16_t qb, uint32_t max_frame, uint32_t min_frame, struct dp_counters *rxc,
+	struct dp_counters *txc, bool *small);
 
 /* One vring of a single-copy port held by a PMD for a burst. */
 struct vhost_sc_ring {

@@ -22,7 +22,8 @@
  *   [2..3]    A last_avail_idx (and last_used_idx)
  *   [4..5]    B last_avail_idx (and last_used_idx)
  *   [6..7]    max_frame
- *   [8]       bits 0-1: rounds - 1; bit 6: EVENT_IDX on A; bit 7: on B
+ *   [8]       bits 0-1: rounds - 1; bits 2-5: min_frame / 16 (0: every size);
+ *             bit 6: EVENT_IDX on A; bit 7: on B
  *   [9]       max (frames per burst, 0..255)
  *   [10]      bits 0-2: A's avail index step between rounds; bits 3-6: B's
  *   [11..14]  A region 1 GPA (when not contiguous)
@@ -31,7 +32,8 @@
  *             (2 KiB), B region 0, B region 1; missing bytes are zero
  *
  * Invariants besides the sanitizers: the return code and the ring state
- * agree (-EINVAL only with a broken ring, rx_full only with rc 0); every A
+ * agree (-EINVAL only with a broken ring, rx_full only with rc 0, small
+ * only with a min_frame and not with rx_full); every A
  * chain taken is completed once with length 0 and counted once (tx_done =
  * frames + too_big + bad_tx + bad_rx), the others go back to A's avail ring;
  * every B buffer taken is pushed unless B broke, and the lengths pushed add
@@ -174,7 +176,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct net_copy_side tx, rx;
 	struct net_copy_result res;
 	unsigned int rounds, max;
-	uint32_t max_frame;
+	uint32_t max_frame, min_frame;
 	size_t pos = HDR_LEN;
 	bool ok;
 
@@ -200,6 +202,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	max_frame = (uint32_t)fuzz_get_le(data + 6, 2);
 	max = data[9];
 	rounds = 1 + (data[8] & 3);
+	min_frame = (uint32_t)(data[8] & 0x3c) << 2; /* 0 (every size) .. 240 */
 
 	for (unsigned int round = 0; round < rounds; round++) {
 		uint16_t a_avail0 = ga.vq.last_avail_idx, a_used0 = ga.vq.last_used_idx;
@@ -211,7 +214,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		/* A garbage result must not survive the call. */
 		memset(&res, 0x5a, sizeof(res));
-		rc = net_copy_burst(&tx, &rx, max_frame, max + round, &res);
+		rc = net_copy_burst(&tx, &rx, max_frame, min_frame, max + round, &res);
 		check(rc == 0 || rc == -EINVAL);
 		if (rc == 0) {
 			check(!ga.vq.broken);
@@ -221,6 +224,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check(!res.rx_full);
 		}
 		check(res.tx_done == res.frames + res.too_big + res.bad_tx + res.bad_rx);
+		check(!res.small || (min_frame != 0 && !res.rx_full));
 		check(res.tx_done <= RTE_MIN(max + round, 64u));
 		check(res.bytes <= (uint64_t)res.frames * max_frame);
 		check(res.bad_tx + res.bad_rx == 0 || res.why != NULL);

@@ -135,6 +135,8 @@ class GuestTcpTest(DaemonTestCase):
         # Guest to guest with one copy (vhost/net_copy.c), under interrupts and
         # event idx: vm0 with mergeable buffers, vm1 with one buffer a frame;
         # both offer checksum offload, so NEEDS_CSUM headers go through as is.
+        # Data segments take single copy, ACKs (256 bytes or less) the mbuf
+        # path: the two paths interleave on the same rings.
         d = self.daemon(ports=[vhost_port("vm0", bridge=None, **{"single-copy": True}),
                                vhost_port("vm1", bridge=None, **{"single-copy": True,
                                                                   "mrg-rxbuf": False})],
@@ -145,7 +147,11 @@ class GuestTcpTest(DaemonTestCase):
         self.assertFalse(feats[1] >> VIRTIO_NET_F_MRG_RXBUF & 1, msg)
         for i in range(2):
             tx = stats[i]["tx"]
-            self.assertEqual(tx["single-copy"], tx["packets"], msg)
+            # Each guest sends 1 MiB: most frames are full segments. Some
+            # follow an ACK by less than the 50 us the PMD waits before it
+            # tries single copy again, and take the mbuf path.
+            self.assertGreater(tx["single-copy"], tx["packets"] // 4, msg)
+            self.assertLessEqual(tx["single-copy"], tx["packets"], msg)
 
 
 if __name__ == "__main__":

@@ -289,7 +289,7 @@ expect_used(struct guest *g, uint16_t k, uint16_t id, uint32_t len)
 static int
 burst(unsigned int max)
 {
-	return net_copy_burst(&tx, &rx, MAX_FRAME, max, &res);
+	return net_copy_burst(&tx, &rx, MAX_FRAME, 0, max, &res);
 }
 
 /* Everything of @res zero but what the test then checks. */
@@ -655,7 +655,7 @@ frame_over_max(void **state)
 	make_frame(frame, sizeof(frame), 2);
 	a = tx_frame(frame, 1519, L_HDR);
 	a2 = tx_frame(frame, 1518, L_HDR);
-	assert_int_equal(net_copy_burst(&tx, &rx, 1518, 1, &res), 0);
+	assert_int_equal(net_copy_burst(&tx, &rx, 1518, 0, 1, &res), 0);
 	expect_res(0, 0, 1, 1, 0, 0, false);
 	expect_used(&ga, 0, a, 0);
 	assert_int_equal(gb.vq.last_used_idx, 0);
@@ -665,10 +665,50 @@ frame_over_max(void **state)
 	assert_int_equal(virtq_pending(&ga.vq), 1);
 
 	/* max_frame itself is allowed. */
-	assert_int_equal(net_copy_burst(&tx, &rx, 1518, 32, &res), 0);
+	assert_int_equal(net_copy_burst(&tx, &rx, 1518, 0, 32, &res), 0);
 	expect_res(1, 1518, 1, 0, 0, 0, false);
 	expect_used(&ga, 1, a2, 0);
 	expect_delivered(b, frame, 1518);
+}
+
+/*
+ * min_frame: the first frame that size or smaller stops the burst, and it and
+ * every frame after it stay in A's ring, in order, for the mbuf path.
+ */
+static void
+small_frames_left(void **state)
+{
+	static uint8_t big[1518], small[256];
+	uint16_t a[3], b[3];
+
+	(void)state;
+	make_frame(big, sizeof(big), 5);
+	make_frame(small, sizeof(small), 6);
+	for (int k = 0; k < 3; k++)
+		b[k] = rx_buf(2048);
+	a[0] = tx_frame(big, 257, L_ONE);
+	a[1] = tx_frame(small, 256, L_ONE);
+	a[2] = tx_frame(big, sizeof(big), L_ONE);
+	assert_int_equal(net_copy_burst(&tx, &rx, 1518, 256, 32, &res), 0);
+	expect_res(1, 257, 1, 0, 0, 0, false);
+	assert_true(res.small);
+	expect_used(&ga, 0, a[0], 0);
+	expect_delivered(b[0], big, 257);
+	assert_int_equal(virtq_pending(&ga.vq), 2);
+	assert_int_equal(virtq_pending(&gb.vq), 2);
+	/* Nothing left but a small frame: nothing taken. */
+	assert_int_equal(net_copy_burst(&tx, &rx, 1518, 256, 32, &res), 0);
+	expect_res(0, 0, 0, 0, 0, 0, false);
+	assert_true(res.small);
+	assert_int_equal(virtq_pending(&ga.vq), 2);
+	/* Without a floor both go, in order. */
+	assert_int_equal(burst(32), 0);
+	expect_res(2, 256 + sizeof(big), 2, 0, 0, 0, false);
+	assert_false(res.small);
+	expect_used(&ga, 1, a[1], 0);
+	expect_used(&ga, 2, a[2], 0);
+	expect_delivered(b[1], small, 256);
+	expect_delivered(b[2], big, sizeof(big));
 }
 
 /* A's chains that lie are completed empty; the next frame still goes. */
@@ -1059,6 +1099,7 @@ main(void)
 		T(rx_runs_out_mid_frame),
 		T(mergeable_too_many_buffers),
 		T(frame_over_max),
+		T(small_frames_left),
 		T(bad_tx_chains),
 		T(bad_rx_buffers),
 		T(rx_buffer_without_room_for_header),
