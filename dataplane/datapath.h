@@ -192,7 +192,7 @@ struct port {
 	uint32_t sc_state;
 	struct rte_vhost_memory *sc_mem;
 	int sc_mem_vid; /* the connection sc_mem belongs to */
-	/* Bridge single copy: TSC before which not to try again (rx queue's PMD). */
+	/* Single copy: TSC before which not to try again (rx queue's PMD). */
 	uint64_t sc_retry_at[DP_MAX_QUEUES];
 	/* Stable rx queue placement: PMD index per queue, DP_NONE unassigned. */
 	uint16_t rxq_pmd[DP_MAX_QUEUES];

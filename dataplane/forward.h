@@ -20,8 +20,8 @@ struct fwd_txbuf {
 };
 
 /*
- * After a burst bridge single copy took nothing from (small frames, floods...),
- * its queue goes straight to the mbuf path for 1/20000 s (50 us): a try costs
+ * After a burst single copy took nothing from (small frames, floods...), the
+ * queue goes straight to the mbuf path for 1/20000 s (50 us): a try costs
  * a few hundred cycles, so this bounds it to well under 1 % of a core, and a
  * change of traffic is picked up soon after. In time, not polls: a PMD that
  * halts between bursts may poll a few times a millisecond.
@@ -36,7 +36,7 @@ struct fwd_ctx {
 	struct rte_mempool *mp;
 	/* TSC at the start of the current poll round (0 in tests). */
 	uint64_t now;
-	/* TSC cycles bridge single copy waits after a burst it took nothing from. */
+	/* TSC cycles single copy waits after a burst it took nothing from. */
 	uint64_t sc_backoff;
 	uint16_t n_dirty;
 	uint16_t dirty[DP_MAX_PORTS];

@@ -86,8 +86,8 @@ uint16_t net_copy_hdr_len(uint64_t features);
  * in its ring (back-pressure, nothing dropped). So does the first frame of
  * @min_frame bytes or less (res->small), and all after it: small frames cost
  * less through rte_vhost's batched copies (the caller's mbuf path; 0: take
- * every size). Used elements are pushed on
- * both queues; the caller publishes them with virtq_flush().
+ * every size). Used elements are pushed on both queues; the caller
+ * publishes them with virtq_flush().
  * Returns 0, or -EINVAL when a ring of either side is broken.
  */
 int net_copy_burst(const struct net_copy_side *tx, const struct net_copy_side *rx,
