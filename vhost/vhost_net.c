@@ -308,7 +308,6 @@ vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int 
 			&ra.side, &rb.side, max_frame, min_frame, DP_BURST - taken, &res);
 		taken += res.tx_done;
 		net_copy_result_add(&sum, &res);
-		*small = res.small;
 		if (rc < 0 || !res.rx_full || taken >= DP_BURST)
 			break;
 		if (retry == SC_RX_FULL_RETRIES) {
@@ -321,6 +320,7 @@ vhost_net_copy_burst(struct port *a, int avid, uint16_t qa, struct port *b, int 
 	vhost_sc_ring_close(&rb);
 	vhost_sc_count_rx(&sum, taken, a, rxc);
 	vhost_sc_count_tx(&sum, dropped, b, txc);
+	*small = sum.small;
 	return taken;
 }
 
