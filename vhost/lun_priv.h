@@ -106,6 +106,12 @@ void lun_io_read(
 	struct lun *l, struct lun_io_ctx *io, struct scsi_task *t, uint64_t lba, uint32_t nblocks);
 void lun_io_write(struct lun *l, struct lun_io_ctx *io, struct scsi_task *t, uint64_t lba,
 	uint32_t nblocks, bool fua);
+/*
+ * A read of this range comes next (the CDB is not validated yet): start
+ * loading the first bytes of a ram LUN's range into the cache. Nothing for
+ * other backends, or for a range outside the LUN.
+ */
+void lun_prefetch_read(const struct lun *l, uint64_t lba, uint64_t nblocks);
 /* Compare the data-out buffer with the medium (VERIFY BYTCHK=1). */
 void lun_io_verify(
 	struct lun *l, struct lun_io_ctx *io, struct scsi_task *t, uint64_t lba, uint32_t nblocks);

@@ -1173,6 +1173,28 @@ dispatch(struct scsi_task *t, struct lun_io_ctx *io)
 }
 
 void
+scsi_task_prefetch(const struct scsi_task *t)
+{
+	const uint8_t *c = t->cdb;
+
+	if (t->lun == NULL || t->dir != SCSI_DIR_FROM_DEV)
+		return;
+	switch (c[0]) {
+	case OP_READ10:
+		lun_prefetch_read(t->lun, get32(c + 2), get16(c + 7));
+		break;
+	case OP_READ12:
+		lun_prefetch_read(t->lun, get32(c + 2), get32(c + 6));
+		break;
+	case OP_READ16:
+		lun_prefetch_read(t->lun, get64(c + 2), get32(c + 10));
+		break;
+	default:
+		break;
+	}
+}
+
+void
 scsi_task_execute(struct scsi_task *t, struct lun_io_ctx *io)
 {
 	uint8_t op = t->cdb[0], glen = cdb_group_len(op);

@@ -30,6 +30,9 @@
 #define VSCSI_REQQ0 2
 #define VSCSI_MAX_VRINGS (VSCSI_REQQ0 + DP_MAX_QUEUES)
 #define VSCSI_BURST 32
+#ifndef VSCSI_PUBLISH_STEP
+#define VSCSI_PUBLISH_STEP 8
+#endif
 #define VSCSI_MAX_TMF 16
 #define VSCSI_MAX_EVENTS 32
 #define VSCSI_SEG_MAX (VIRTQ_MAX_IOV - 2) /* header and response take one each */
@@ -401,9 +404,14 @@ queue_broken(struct vscsi_queue *q, const char *why)
 	}
 }
 
-static void
-start_request(
-	struct vscsi_pmd *vp, const struct dp_scsi_view *v, struct vscsi_queue *q, uint16_t head)
+/*
+ * Take the request of @head up to its execution: map and check the chain,
+ * read the header, find the LUN, describe the data buffer. Returns true when
+ * the task is ready for scsi_task_execute(); false when the request was
+ * answered (or the queue stopped) here.
+ */
+static bool
+prepare_request(const struct dp_scsi_view *v, struct vscsi_queue *q, uint16_t head)
 {
 	struct vscsi_task *vt = &q->tasks[head];
 	struct virtq_chain *c = &vt->chain;
@@ -418,15 +426,22 @@ start_request(
 		VLOG_ERR("scsi %s: queue %u: head %u offered twice; queue stopped (device "
 			 "needs reset)",
 			v->ctrl->conf.name, q->vring, head);
-		return queue_broken(q, "head offered twice while in flight");
+		queue_broken(q, "head offered twice while in flight");
+		return false;
 	}
 	rc = virtq_map_chain(&q->vq, head, c, &why);
-	if (rc < 0)
-		return bad_chain(q, head, why);
-	if (c->out_len < sizeof(req))
-		return bad_chain(q, head, "request header too short");
-	if (take_response_area(vt, sizeof(struct virtio_scsi_cmd_resp)) < 0)
-		return bad_chain(q, head, "response buffer too short");
+	if (rc < 0) {
+		bad_chain(q, head, why);
+		return false;
+	}
+	if (c->out_len < sizeof(req)) {
+		bad_chain(q, head, "request header too short");
+		return false;
+	}
+	if (take_response_area(vt, sizeof(struct virtio_scsi_cmd_resp)) < 0) {
+		bad_chain(q, head, "response buffer too short");
+		return false;
+	}
 	iov_copy_from(c->iov, c->n_out, 0, &req, sizeof(req));
 	memset(t, 0, offsetof(struct scsi_task, start_ns));
 	vt->busy = 1;
@@ -434,8 +449,10 @@ start_request(
 	if (q->inflight_on)
 		rte_vhost_set_inflight_desc_split(q->dev->vid, q->vring, head);
 	if (!decode_lun(req.lun, &target, &lun_id) ||
-		lun_lookup(v, target, lun_id, &t->lun, &t->target_luns, &t->n_target_luns) < 0)
-		return write_response(vt, VIRTIO_SCSI_S_BAD_TARGET);
+		lun_lookup(v, target, lun_id, &t->lun, &t->target_luns, &t->n_target_luns) < 0) {
+		write_response(vt, VIRTIO_SCSI_S_BAD_TARGET);
+		return false;
+	}
 	memcpy(t->cdb, req.cdb, sizeof(req.cdb));
 	t->cdb_len = sizeof(req.cdb);
 	t->lun_id = lun_id;
@@ -445,7 +462,8 @@ start_request(
 	if (c->out_len > sizeof(req) && c->in_len > sizeof(struct virtio_scsi_cmd_resp)) {
 		/* Bidirectional commands are not offered (no VIRTIO_SCSI_F_INOUT). */
 		scsi_task_set_sense(t, SCSI_SK_ILLEGAL_REQUEST, 0x24, 0);
-		return write_response(vt, VIRTIO_SCSI_S_OK);
+		write_response(vt, VIRTIO_SCSI_S_OK);
+		return false;
 	}
 	if (c->out_len > sizeof(req)) {
 		n = trim_front(c->iov, c->gpa, c->n_out, sizeof(req), &start);
@@ -466,7 +484,15 @@ start_request(
 	} else {
 		t->dir = SCSI_DIR_NONE;
 	}
-	scsi_task_execute(t, vp->io);
+	return true;
+}
+
+static void
+start_request(
+	struct vscsi_pmd *vp, const struct dp_scsi_view *v, struct vscsi_queue *q, uint16_t head)
+{
+	if (prepare_request(v, q, head))
+		scsi_task_execute(&q->tasks[head].t, vp->io);
 }
 
 /* True when a request matching the TMF is still in flight on @dev. */
@@ -608,6 +634,8 @@ vhost_scsi_poll(struct vscsi_pmd *vp, const struct dp_snapshot *s, const struct 
 	struct vhost_scsi_dev *dev = v->dev;
 	struct vscsi_queue *q;
 	uint16_t heads[VSCSI_BURST];
+	uint16_t mark;
+	bool early, ready;
 	int n;
 
 	if (dev == NULL)
@@ -643,11 +671,46 @@ vhost_scsi_poll(struct vscsi_pmd *vp, const struct dp_snapshot *s, const struct 
 		queue_broken(q, q->vq.broken_why);
 		return 0;
 	}
-	for (int i = 0; i < n; i++) {
-		if (ref->vring == VSCSI_CTRLQ)
+	/*
+	 * This burst took all the driver had queued: until it sees completions
+	 * it has nothing to do, and at the end of the burst both sides would
+	 * swap roles, each idle half the time (null LUN, qd 32: target 50-65 %
+	 * busy). Publish completions every VSCSI_PUBLISH_STEP requests instead,
+	 * so that it resubmits while the rest of the burst runs. With more
+	 * queued than a burst takes (qd 128) the driver is never starved, and
+	 * publishing early would only move the used index's line more often.
+	 */
+	early = ref->vring != VSCSI_CTRLQ && !q->inflight_on &&
+		q->vq.last_avail_idx == q->vq.seen_avail_idx;
+	mark = q->vq.last_used_idx;
+	if (ref->vring == VSCSI_CTRLQ) {
+		for (int i = 0; i < n; i++)
 			control_request(q, v, heads[i]);
-		else
-			start_request(vp, v, q, heads[i]);
+		return (unsigned int)n;
+	}
+	/*
+	 * One request ahead: the next one is prepared (its descriptors and
+	 * header loaded, a ram LUN's block prefetched) before this one runs, so
+	 * that its misses overlap this one's copy. The order of execution stays
+	 * the ring's.
+	 */
+	ready = n > 0 && prepare_request(v, q, heads[0]);
+	for (int i = 0; i < n; i++) {
+		bool next = false;
+
+		if (i + 1 < n) {
+			next = prepare_request(v, q, heads[i + 1]);
+			if (next)
+				scsi_task_prefetch(&q->tasks[heads[i + 1]].t);
+		}
+		if (ready)
+			scsi_task_execute(&q->tasks[heads[i]].t, vp->io);
+		ready = next;
+		if (early && (uint16_t)(q->vq.last_used_idx - mark) >= VSCSI_PUBLISH_STEP &&
+			i + 1 < n) {
+			virtq_publish_early(&q->vq);
+			mark = q->vq.last_used_idx;
+		}
 	}
 	return (unsigned int)n;
 }

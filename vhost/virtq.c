@@ -75,6 +75,7 @@ virtq_pop(struct virtq *vq, uint16_t *heads, unsigned int max)
 		mark_broken(vq, "avail index more than the queue size ahead");
 		return -EINVAL;
 	}
+	vq->seen_avail_idx = avail_idx;
 	if (n > max)
 		n = (uint16_t)max;
 	mask = (uint16_t)(vq->size - 1);
@@ -350,6 +351,14 @@ virtq_flush(struct virtq *vq)
 	/* used_event lives just past the avail ring: avail->ring[size]. */
 	return need_event(
 		__atomic_load_n(&vq->avail->ring[vq->size], __ATOMIC_RELAXED), new_idx, old);
+}
+
+void
+virtq_publish_early(struct virtq *vq)
+{
+	/* published_used stays: virtq_flush() must still run its event check. */
+	if (likely(ring_usable(vq)))
+		__atomic_store_n(&vq->used->idx, vq->last_used_idx, __ATOMIC_RELEASE);
 }
 
 void

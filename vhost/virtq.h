@@ -36,6 +36,7 @@ struct virtq {
 	const struct rte_vhost_memory *mem;
 	uint16_t size;           /* number of descriptors */
 	uint16_t last_avail_idx; /* next avail ring slot to take */
+	uint16_t seen_avail_idx; /* avail->idx as virtq_pop() last read it */
 	uint16_t last_used_idx;  /* our copy of used->idx, incl. unpublished */
 	uint16_t published_used; /* used->idx as last stored */
 	uint16_t signalled_used; /* used idx at the last interrupt */
@@ -93,6 +94,14 @@ void virtq_push(struct virtq *vq, uint16_t head, uint32_t written);
  * the caller then signals the call eventfd.
  */
 bool virtq_flush(struct virtq *vq);
+
+/*
+ * Make the pushed elements visible now (release-store of used->idx), in the
+ * middle of a batch, without the notification check: the driver, if it
+ * polls, starts on them while the rest of the batch runs. virtq_flush() at
+ * the end of the batch still decides about the interrupt for all of it.
+ */
+void virtq_publish_early(struct virtq *vq);
 
 /*
  * Ask the driver to kick (true) or not (false) for new buffers: used->flags

@@ -71,6 +71,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	t.xfer_len = len;
 	t.done = on_done;
 	t.priv = &done;
+	/* The poll loop prefetches for a task before it checks its CDB. */
+	scsi_task_prefetch(&t);
 	scsi_task_execute(&t, NULL);
 	if (done != 1 || t.data_len > t.xfer_len)
 		abort();
