@@ -333,11 +333,11 @@ pmd_watch_plan(struct pmd *p, const struct dp_snapshot *s)
 				p->watch_fd[p->n_watch++] = fd;
 		}
 	}
-	/* A queue nothing can wake us for (an ethdev without rx interrupts). */
 	p->halt_timeout_ms = PMD_HALT_BACKSTOP_MS;
 	for (uint16_t i = 0; p->idx < s->n_pmd && i < plan->n_rxq; i++)
 		if (s->ports[plan->rxq[i].port].type == PORT_ETHDEV)
 			p->halt_timeout_ms = PMD_HALT_ETHDEV_MS;
+	/* A queue nothing can wake us for (an ethdev without rx interrupts). */
 	for (uint16_t i = 2; i < p->n_watch; i++)
 		if (p->watch_fd[i] < 0)
 			p->halt_timeout_ms = PMD_HALT_UNWAKEABLE_MS;

@@ -671,6 +671,11 @@ vhost_scsi_poll(struct vscsi_pmd *vp, const struct dp_snapshot *s, const struct 
 		queue_broken(q, q->vq.broken_why);
 		return 0;
 	}
+	if (ref->vring == VSCSI_CTRLQ) {
+		for (int i = 0; i < n; i++)
+			control_request(q, v, heads[i]);
+		return (unsigned int)n;
+	}
 	/*
 	 * This burst took all the driver had queued: until it sees completions
 	 * it has nothing to do, and at the end of the burst both sides would
@@ -680,14 +685,8 @@ vhost_scsi_poll(struct vscsi_pmd *vp, const struct dp_snapshot *s, const struct 
 	 * queued than a burst takes (qd 128) the driver is never starved, and
 	 * publishing early would only move the used index's line more often.
 	 */
-	early = ref->vring != VSCSI_CTRLQ && !q->inflight_on &&
-		q->vq.last_avail_idx == q->vq.seen_avail_idx;
+	early = !q->inflight_on && q->vq.last_avail_idx == q->vq.seen_avail_idx;
 	mark = q->vq.last_used_idx;
-	if (ref->vring == VSCSI_CTRLQ) {
-		for (int i = 0; i < n; i++)
-			control_request(q, v, heads[i]);
-		return (unsigned int)n;
-	}
 	/*
 	 * One request ahead: the next one is prepared (its descriptors and
 	 * header loaded, a ram LUN's block prefetched) before this one runs, so
