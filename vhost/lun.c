@@ -42,12 +42,13 @@
 #define LUN_BOUNCE_POOL 8
 /*
  * Bytes of the next request's ram LUN block loaded while the current one is
- * copied: a random block of a large LUN misses line by line. The first 1 KiB
- * is enough for the hardware prefetcher to follow the rest; loading all 4 KiB
- * was no better (bench/RESULTS.md).
+ * copied: a random block of a large LUN misses line by line, and one copy
+ * alone keeps too few misses in flight. The prefetches are spread over the
+ * current copy, one line per line copied: issued all at once ahead of it,
+ * they stalled on the copy's own misses (bench/RESULTS.md).
  */
 #ifndef LUN_PREFETCH_READ_BYTES
-#define LUN_PREFETCH_READ_BYTES 1024
+#define LUN_PREFETCH_READ_BYTES 4096
 #endif
 
 #define ASC_WRITE_ERROR 0x0c
@@ -69,6 +70,9 @@ struct lun_io_ctx {
 	uint8_t *pool; /* LUN_BOUNCE_POOL buffers of LUN_BOUNCE_SIZE */
 	void *pool_free[LUN_BOUNCE_POOL];
 	unsigned int n_free;
+	/* ram LUN bytes the next read will copy (lun_prefetch_read()) */
+	const uint8_t *pf_next;
+	size_t pf_len;
 };
 
 void
@@ -212,6 +216,55 @@ copy_stream(uint8_t *dst, const uint8_t *src, size_t n)
 #else
 	memcpy(dst, src, n);
 #endif
+}
+
+/*
+ * memcpy() that also prefetches @pf_len bytes at @pf, one line per line
+ * copied. Returns the prefetch bytes still to issue.
+ */
+static size_t
+copy_prefetching(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t *pf, size_t pf_len)
+{
+#if defined(__SSE2__)
+	for (; n >= 64 && pf_len >= 64; dst += 64, src += 64, n -= 64, pf += 64, pf_len -= 64) {
+		__m128i a = _mm_loadu_si128((const __m128i *)src);
+		__m128i b = _mm_loadu_si128((const __m128i *)(src + 16));
+		__m128i c = _mm_loadu_si128((const __m128i *)(src + 32));
+		__m128i d = _mm_loadu_si128((const __m128i *)(src + 48));
+
+		rte_prefetch0(pf);
+		_mm_storeu_si128((__m128i *)dst, a);
+		_mm_storeu_si128((__m128i *)(dst + 16), b);
+		_mm_storeu_si128((__m128i *)(dst + 32), c);
+		_mm_storeu_si128((__m128i *)(dst + 48), d);
+	}
+#endif
+	memcpy(dst, src, n);
+	return pf_len;
+}
+
+/* ram LUN at @src -> guest buffers, prefetching the next read's bytes. */
+static void
+ram_read(struct lun_io_ctx *io, const struct iovec *iov, unsigned int n, const uint8_t *src,
+	size_t len)
+{
+	const uint8_t *pf = io ? io->pf_next : NULL;
+	size_t pf_len = io ? io->pf_len : 0;
+
+	if (pf == NULL) {
+		lun_iov_to(iov, n, 0, src, len);
+		return;
+	}
+	io->pf_next = NULL;
+	for (unsigned int i = 0; i < n && len > 0; i++) {
+		size_t k = iov[i].iov_len < len ? iov[i].iov_len : len, left;
+
+		left = copy_prefetching(iov[i].iov_base, src, k, pf, pf_len);
+		pf += pf_len - left;
+		pf_len = left;
+		src += k;
+		len -= k;
+	}
 }
 
 /* Guest buffers -> ram LUN at @dst (@len bytes, the iovecs hold at least that). */
@@ -756,7 +809,7 @@ lun_io_read(
 		file_start(l, io, t, off, len, !iov_direct_ok(l, t, len), false, NULL);
 		return;
 	case LUN_BACKEND_RAM:
-		lun_iov_to(t->iov, t->iovcnt, 0, l->mem + off, len);
+		ram_read(io, t->iov, t->iovcnt, l->mem + off, len);
 		/* fall through */
 	default:
 		t->data_len = len; /* null: nothing moves, the whole length is reported */
@@ -766,18 +819,16 @@ lun_io_read(
 }
 
 void
-lun_prefetch_read(const struct lun *l, uint64_t lba, uint64_t nblocks)
+lun_prefetch_read(const struct lun *l, struct lun_io_ctx *io, uint64_t lba, uint64_t nblocks)
 {
-	const uint8_t *p;
-	uint64_t len;
-
-	if (l->conf.backend != LUN_BACKEND_RAM || lba >= l->num_blocks ||
+	if (io == NULL)
+		return;
+	io->pf_next = NULL;
+	if (l == NULL || l->conf.backend != LUN_BACKEND_RAM || lba >= l->num_blocks ||
 		nblocks > l->num_blocks - lba)
 		return;
-	p = l->mem + (lba << l->block_shift);
-	len = RTE_MIN(nblocks << l->block_shift, (uint64_t)LUN_PREFETCH_READ_BYTES);
-	for (uint64_t off = 0; off < len; off += RTE_CACHE_LINE_SIZE)
-		rte_prefetch0(p + off);
+	io->pf_next = l->mem + (lba << l->block_shift);
+	io->pf_len = RTE_MIN(nblocks << l->block_shift, (uint64_t)LUN_PREFETCH_READ_BYTES);
 }
 
 void

@@ -107,11 +107,12 @@ void lun_io_read(
 void lun_io_write(struct lun *l, struct lun_io_ctx *io, struct scsi_task *t, uint64_t lba,
 	uint32_t nblocks, bool fua);
 /*
- * A read of this range comes next (the CDB is not validated yet): start
- * loading the first bytes of a ram LUN's range into the cache. Nothing for
- * other backends, or for a range outside the LUN.
+ * A read of this range comes next on @io (the CDB is not validated yet): the
+ * next ram LUN read on @io prefetches the first bytes of the range while it
+ * copies. Nothing for other backends, a range outside the LUN or @l NULL,
+ * which only clear the hint.
  */
-void lun_prefetch_read(const struct lun *l, uint64_t lba, uint64_t nblocks);
+void lun_prefetch_read(const struct lun *l, struct lun_io_ctx *io, uint64_t lba, uint64_t nblocks);
 /* Compare the data-out buffer with the medium (VERIFY BYTCHK=1). */
 void lun_io_verify(
 	struct lun *l, struct lun_io_ctx *io, struct scsi_task *t, uint64_t lba, uint32_t nblocks);

@@ -1173,23 +1173,24 @@ dispatch(struct scsi_task *t, struct lun_io_ctx *io)
 }
 
 void
-scsi_task_prefetch(const struct scsi_task *t)
+scsi_task_prefetch(const struct scsi_task *t, struct lun_io_ctx *io)
 {
 	const uint8_t *c = t->cdb;
+	struct lun *l = t->dir == SCSI_DIR_FROM_DEV ? t->lun : NULL;
 
-	if (t->lun == NULL || t->dir != SCSI_DIR_FROM_DEV)
-		return;
+	/* Anything but a READ clears the hint: it would be for another task. */
 	switch (c[0]) {
 	case OP_READ10:
-		lun_prefetch_read(t->lun, get32(c + 2), get16(c + 7));
+		lun_prefetch_read(l, io, get32(c + 2), get16(c + 7));
 		break;
 	case OP_READ12:
-		lun_prefetch_read(t->lun, get32(c + 2), get32(c + 6));
+		lun_prefetch_read(l, io, get32(c + 2), get32(c + 6));
 		break;
 	case OP_READ16:
-		lun_prefetch_read(t->lun, get64(c + 2), get32(c + 10));
+		lun_prefetch_read(l, io, get64(c + 2), get32(c + 10));
 		break;
 	default:
+		lun_prefetch_read(NULL, io, 0, 0);
 		break;
 	}
 }

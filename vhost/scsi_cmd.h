@@ -94,11 +94,11 @@ struct scsi_task {
 void scsi_task_execute(struct scsi_task *t, struct lun_io_ctx *io);
 
 /*
- * @t will be executed next, after the task before it: let its LUN start
- * loading what a READ of @t will copy (ram LUNs). A hint: the CDB is checked
- * when @t executes.
+ * @t will be executed on @io next, after the task before it: let its LUN
+ * load what a READ of @t will copy (ram LUNs) while that task runs. A hint:
+ * the CDB is checked when @t executes.
  */
-void scsi_task_prefetch(const struct scsi_task *t);
+void scsi_task_prefetch(const struct scsi_task *t, struct lun_io_ctx *io);
 
 /* Fill fixed-format sense data and status CHECK CONDITION. */
 void scsi_task_set_sense(struct scsi_task *t, uint8_t key, uint8_t asc, uint8_t ascq);

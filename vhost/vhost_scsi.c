@@ -700,7 +700,7 @@ vhost_scsi_poll(struct vscsi_pmd *vp, const struct dp_snapshot *s, const struct 
 		if (i + 1 < n) {
 			next = prepare_request(v, q, heads[i + 1]);
 			if (next)
-				scsi_task_prefetch(&q->tasks[heads[i + 1]].t);
+				scsi_task_prefetch(&q->tasks[heads[i + 1]].t, vp->io);
 		}
 		if (ready)
 			scsi_task_execute(&q->tasks[heads[i]].t, vp->io);

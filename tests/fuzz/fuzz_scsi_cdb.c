@@ -22,6 +22,7 @@
 #include "fuzz_util.h"
 
 static struct lun *luns[2];
+static struct lun_io_ctx *io;
 static const uint16_t lun_ids[] = {0, 1, 300};
 
 static void
@@ -45,6 +46,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		vlog_level = VLOG_LVL_ERR;
 		luns[0] = fuzz_open_lun(LUN_BACKEND_RAM, false, "ram0");
 		luns[1] = fuzz_open_lun(LUN_BACKEND_NULL, true, "null0");
+		io = lun_io_ctx_create(1, 8, NULL, 0);
+		if (!io)
+			abort();
 	}
 	if (size < 4 + SCSI_CDB_MAX)
 		return 0;
@@ -72,8 +76,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	t.done = on_done;
 	t.priv = &done;
 	/* The poll loop prefetches for a task before it checks its CDB. */
-	scsi_task_prefetch(&t);
-	scsi_task_execute(&t, NULL);
+	scsi_task_prefetch(&t, io);
+	scsi_task_execute(&t, io);
 	if (done != 1 || t.data_len > t.xfer_len)
 		abort();
 	if (t.status == SCSI_STATUS_CHECK_CONDITION &&

@@ -534,6 +534,84 @@ test_rw_ram(void **state)
 	lun_close(l);
 }
 
+/*
+ * A read with the next read's prefetch pending (the poll loop's order:
+ * scsi_task_prefetch() of the next task, then the current one executes):
+ * the bytes are the same for every split of the buffer, and hints for
+ * ranges outside the LUN or for other commands change nothing.
+ */
+static void
+test_ram_read_prefetch(void **state)
+{
+	static const size_t splits[][4] = {
+		{4096, 0, 0, 0}, {100, 1000, 37, 2959}, {63, 1, 64, 3968}, {3, 4093, 0, 0}};
+	struct lun *l = ram();
+	uint64_t blocks = (4 << 20) / 512;
+	uint8_t *ref = malloc(4096), *nbuf = malloc(4096);
+	struct lun_io_ctx *io;
+	struct scsi_task next;
+	struct iovec niov = {nbuf, 4096};
+	char err[256];
+
+	io = lun_io_ctx_create(2, 8, err, sizeof(err));
+	assert_non_null(io);
+	req_setup(&R, l, (uint8_t[16]){0}, 16, SCSI_DIR_TO_DEV, 4096);
+	fill(R.buf, 4096, 9);
+	cdb_rw(R.t.cdb, 0x2a, 64, 8);
+	R.t.cdb_len = 10;
+	scsi_task_execute(&R.t, io);
+	req_wait(&R);
+	assert_good(&R.t);
+	fill(ref, 4096, 9);
+
+	for (unsigned int s = 0; s < sizeof(splits) / sizeof(splits[0]); s++) {
+		/* next: a read at the end, across the end, past the end; a write */
+		uint64_t nl = s == 0 ? blocks - 8 : s == 1 ? blocks - 4 : s == 2 ? blocks : 8;
+		uint8_t op = s == 3 ? 0x2a : 0x28;
+		size_t off = 0;
+
+		memset(&next, 0, sizeof(next));
+		next.lun = l;
+		next.dir = op == 0x28 ? SCSI_DIR_FROM_DEV : SCSI_DIR_TO_DEV;
+		cdb_rw(next.cdb, op, nl, 8);
+		next.cdb_len = 10;
+		next.iov = &niov;
+		next.iovcnt = 1;
+		next.xfer_len = 4096;
+		next.done = on_done;
+		next.priv = &R;
+		scsi_task_prefetch(&next, io);
+
+		req_setup(&R, l, (uint8_t[16]){0}, 10, SCSI_DIR_FROM_DEV, 0);
+		cdb_rw(R.t.cdb, 0x28, 64, 8);
+		memset(R.buf, 0, 4096 + 4 * 64);
+		R.t.iovcnt = 0;
+		for (unsigned int k = 0; k < 4 && splits[s][k]; k++) {
+			/* 64 bytes apart, odd offsets: no segment is aligned */
+			R.iov[k].iov_base = R.buf + off + k * 64 + 1;
+			R.iov[k].iov_len = splits[s][k];
+			off += splits[s][k];
+			R.t.iovcnt++;
+		}
+		R.t.xfer_len = 4096;
+		R.len = 4096 + 4 * 64 + 1;
+		memset(R.buf + R.len, 0xa5, GUARD);
+		scsi_task_execute(&R.t, io);
+		req_wait(&R);
+		assert_good(&R.t);
+		assert_int_equal(R.t.data_len, 4096);
+		off = 0;
+		for (unsigned int k = 0; k < R.t.iovcnt; k++) {
+			assert_memory_equal(R.iov[k].iov_base, ref + off, R.iov[k].iov_len);
+			off += R.iov[k].iov_len;
+		}
+	}
+	lun_io_ctx_destroy(io);
+	free(ref);
+	free(nbuf);
+	lun_close(l);
+}
+
 static void
 test_rw_zero_length(void **state)
 {
@@ -1582,6 +1660,7 @@ main(void)
 		cmocka_unit_test(test_report_luns),
 		cmocka_unit_test(test_read_capacity),
 		cmocka_unit_test(test_rw_ram),
+		cmocka_unit_test(test_ram_read_prefetch),
 		cmocka_unit_test(test_rw_zero_length),
 		cmocka_unit_test(test_rw_errors),
 		cmocka_unit_test(test_null_lun),
