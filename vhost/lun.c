@@ -73,6 +73,7 @@ struct lun_io_ctx {
 	/* ram LUN bytes the next read will copy (lun_prefetch_read()) */
 	const uint8_t *pf_next;
 	size_t pf_len;
+	uint64_t burst_ns; /* start of the current burst, 0 outside one */
 };
 
 void
@@ -112,6 +113,18 @@ lun_now_ns(void)
 		__atomic_store_n(&lun_tsc_mult, mult, __ATOMIC_RELAXED);
 	}
 	return (uint64_t)(((unsigned __int128)rte_rdtsc() * mult) >> 32);
+}
+
+void
+lun_io_ctx_burst(struct lun_io_ctx *io, bool begin)
+{
+	io->burst_ns = begin ? lun_now_ns() : 0;
+}
+
+uint64_t
+lun_task_start_ns(const struct lun_io_ctx *io)
+{
+	return io != NULL && io->burst_ns != 0 ? io->burst_ns : lun_now_ns();
 }
 
 enum iov_op { IOV_FROM, IOV_TO, IOV_CMP };

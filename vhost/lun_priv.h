@@ -136,5 +136,7 @@ size_t lun_iov_to(const struct iovec *iov, unsigned int n, size_t off, const voi
 
 /* Monotonic ns for latency statistics (TSC-based; any epoch: only differences count). */
 uint64_t lun_now_ns(void);
+/* A command's start: its burst's (lun_io_ctx_burst()), else now. */
+uint64_t lun_task_start_ns(const struct lun_io_ctx *io);
 
 #endif

@@ -922,7 +922,7 @@ do_rw(struct scsi_task *t, struct lun_io_ctx *io, uint64_t lba, uint32_t nblocks
 		return;
 	}
 	t->op_kind = write ? LUN_OP_WRITE : LUN_OP_READ;
-	t->start_ns = lun_now_ns();
+	t->start_ns = lun_task_start_ns(io);
 	if (write)
 		lun_io_write(l, io, t, lba, nblocks, fua);
 	else
@@ -963,7 +963,7 @@ cmd_sync_cache(struct scsi_task *t, struct lun_io_ctx *io, uint64_t lba, uint32_
 		    true, 0, SCSI_DIR_NONE))
 		return;
 	t->op_kind = LUN_OP_FLUSH;
-	t->start_ns = lun_now_ns();
+	t->start_ns = lun_task_start_ns(io);
 	lun_io_flush(l, io, t);
 }
 
@@ -1023,7 +1023,7 @@ cmd_unmap(struct scsi_task *t, struct lun_io_ctx *io)
 		return;
 	}
 	t->op_kind = LUN_OP_UNMAP;
-	t->start_ns = lun_now_ns();
+	t->start_ns = lun_task_start_ns(io);
 	lun_io_unmap(l, io, t, r, k);
 }
 
@@ -1060,7 +1060,7 @@ cmd_write_same(struct scsi_task *t, struct lun_io_ctx *io, uint64_t lba, uint32_
 	else
 		lun_iov_from(t->iov, t->iovcnt, 0, block, bs);
 	t->data_len = ndob ? 0 : bs;
-	t->start_ns = lun_now_ns();
+	t->start_ns = lun_task_start_ns(io);
 	/* Unmapped blocks read as zeros (LBPRZ): only a zero block may be unmapped. */
 	if (unmap && l->unmap && all_zero(block, bs)) {
 		struct lun_range r = {lba, nblocks};

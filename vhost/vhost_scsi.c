@@ -12,6 +12,7 @@
 
 #include <linux/virtio_config.h>
 #include <linux/virtio_scsi.h>
+#include <emmintrin.h>
 #include <urcu-qsbr.h>
 
 #include <rte_malloc.h>
@@ -405,6 +406,28 @@ queue_broken(struct vscsi_queue *q, const char *why)
 }
 
 /*
+ * Zero the part of @t the transport and the results use (everything before
+ * start_ns). Not memset(): with the build's -march (corei7) GCC makes it a
+ * rep stos, whose start-up cost was 6 % of the PMD's samples at 4 KiB null
+ * I/O; 16-byte stores are a handful of cycles.
+ */
+static inline void
+task_clear(struct scsi_task *t)
+{
+	const size_t n = offsetof(struct scsi_task, start_ns);
+	__m128i z = _mm_setzero_si128();
+	uint8_t *p = (uint8_t *)t;
+	size_t i;
+
+	/* Hide that z is zero, or GCC turns the loop back into memset(). */
+	__asm__("" : "+x"(z));
+	for (i = 0; i + 16 <= n; i += 16)
+		_mm_storeu_si128((__m128i *)(p + i), z);
+	if (i < n)
+		memset(p + i, 0, n - i);
+}
+
+/*
  * Take the request of @head up to its execution: map and check the chain,
  * read the header, find the LUN, describe the data buffer. Returns true when
  * the task is ready for scsi_task_execute(); false when the request was
@@ -443,7 +466,7 @@ prepare_request(const struct dp_scsi_view *v, struct vscsi_queue *q, uint16_t he
 		return false;
 	}
 	iov_copy_from(c->iov, c->n_out, 0, &req, sizeof(req));
-	memset(t, 0, offsetof(struct scsi_task, start_ns));
+	task_clear(t);
 	vt->busy = 1;
 	q->inflight++;
 	if (q->inflight_on)
@@ -693,6 +716,8 @@ vhost_scsi_poll(struct vscsi_pmd *vp, const struct dp_snapshot *s, const struct 
 	 * that its misses overlap this one's copy. The order of execution stays
 	 * the ring's.
 	 */
+	if (vp->io != NULL && n > 0)
+		lun_io_ctx_burst(vp->io, true);
 	ready = n > 0 && prepare_request(v, q, heads[0]);
 	for (int i = 0; i < n; i++) {
 		bool next = false;
@@ -711,6 +736,8 @@ vhost_scsi_poll(struct vscsi_pmd *vp, const struct dp_snapshot *s, const struct 
 			mark = q->vq.last_used_idx;
 		}
 	}
+	if (vp->io != NULL && n > 0)
+		lun_io_ctx_burst(vp->io, false);
 	return (unsigned int)n;
 }
 

@@ -1332,6 +1332,43 @@ test_stats(void **state)
 	assert_int_equal(s.rd_req, 1);
 	lun_close(l);
 
+	/*
+	 * In a burst (lun_io_ctx_burst()) a command's latency counts from the
+	 * burst's start: 3 ms in, a read has waited at least that long.
+	 * Outside a burst it counts from its own start again.
+	 */
+	{
+		char err[256];
+		struct lun_io_ctx *io = lun_io_ctx_create(3, 8, err, sizeof(err));
+		const struct timespec ms3 = {0, 3000000};
+		uint64_t first;
+
+		assert_non_null(io);
+		l = ram();
+		lun_io_ctx_burst(io, true);
+		nanosleep(&ms3, NULL);
+		req_setup(&R, l, (uint8_t[16]){0}, 10, SCSI_DIR_FROM_DEV, 512);
+		cdb_rw(R.t.cdb, 0x28, 0, 1);
+		scsi_task_execute(&R.t, io);
+		req_wait(&R);
+		assert_good(&R.t);
+		lun_io_ctx_burst(io, false);
+		lun_stats_read(l, &s);
+		assert_int_equal(s.rd_req, 1);
+		assert_true(s.rd_total_ns >= 3000000);
+		first = s.rd_total_ns;
+		nanosleep(&ms3, NULL);
+		req_setup(&R, l, (uint8_t[16]){0}, 10, SCSI_DIR_FROM_DEV, 512);
+		cdb_rw(R.t.cdb, 0x28, 0, 1);
+		scsi_task_execute(&R.t, io);
+		req_wait(&R);
+		lun_stats_read(l, &s);
+		assert_int_equal(s.rd_req, 2);
+		assert_true(s.rd_total_ns - first < 3000000);
+		lun_io_ctx_destroy(io);
+		lun_close(l);
+	}
+
 	/* the histogram's precision: an upper bound within 12.5 % */
 	memset(&s, 0, sizeof(s));
 	{
