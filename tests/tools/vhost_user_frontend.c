@@ -591,6 +591,20 @@ vuf_gpa_to_va(const struct vuf_dev *dev, uint64_t gpa, size_t len)
 
 static int program_vq(struct vuf_dev *dev, unsigned int idx, uint16_t base);
 
+/*
+ * used_event for a driver that never wants a used-buffer notification. The
+ * device notifies when used_event lies in [old, new), old being the used
+ * index at its previous check. "One behind what we consumed" is not enough:
+ * a device that publishes part of a batch early (vhostd's scsi queues) has
+ * its old still behind that, and would signal every batch. Half the 16-bit
+ * index space ahead of what we consumed is never in that window.
+ */
+static inline uint16_t
+used_event_never(uint16_t last_used)
+{
+	return (uint16_t)(last_used + 0x7fff);
+}
+
 static int
 setup_vq(struct vuf_dev *dev, unsigned int idx)
 {
@@ -625,7 +639,7 @@ setup_vq(struct vuf_dev *dev, unsigned int idx)
 	vq->num_free = n;
 	/* we busy poll the used ring: ask the device not to interrupt us at all */
 	vq->avail->flags = vq->event_idx ? 0 : VRING_AVAIL_F_NO_INTERRUPT;
-	vq->avail->ring[n] = (uint16_t)(vq->last_used - 1); /* used_event */
+	vq->avail->ring[n] = used_event_never(vq->last_used);
 
 	vq->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	vq->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1071,10 +1085,10 @@ vuf_vq_poll(struct vuf_vq *vq, void **cookies, uint32_t *lens, unsigned int max)
 		cnt++;
 		vq->last_used++;
 	}
-	/* keep used_event just behind what we consumed: the device never crosses it, so it
+	/* keep used_event half the index space ahead: the device never crosses it, so it
 	 * never signals the call eventfd (we poll) */
 	if (vq->event_idx && cnt > 0)
-		vq->avail->ring[vq->num] = (uint16_t)(vq->last_used - 1);
+		vq->avail->ring[vq->num] = used_event_never(vq->last_used);
 	return (int)cnt;
 }
 
