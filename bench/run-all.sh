@@ -138,6 +138,7 @@ want() { local g; for g in "${GROUPS_RUN[@]}"; do [ "$g" = "$1" ] && return 0; d
 VHOSTD="$BUILD/vhostd"
 VHOSTCTL="$BUILD/ctl/vhostctl"
 SCSI_BENCH="$BUILD/bench/vhostd-scsi-bench"
+XCORE="$BUILD/bench/vhostd-xcore-rtt"
 for f in "$VHOSTD" "$VHOSTCTL"; do [ -x "$f" ] || die "$f missing (meson setup $BUILD && ninja -C $BUILD)"; done
 if want scsi || want file; then
 	[ -x "$SCSI_BENCH" ] || die "$SCSI_BENCH missing (ninja -C $BUILD bench/vhostd-scsi-bench)"
@@ -172,8 +173,10 @@ install_cleanup
 ROWS=()  # "scenario|vhostd|peer|target|unit" (target "-" = informational)
 add_row() { ROWS+=("$1|$2|$3|$4"); }
 declare -A BEST  # key -> best value seen over the rounds
+declare -A PER   # key -> every round's value, in round order ("x": none)
 best() {  # key value: keep the max
 	local k=$1 v=$2
+	PER[$k]="${PER[$k]:-} ${v:-x}"
 	[[ $v =~ ^[0-9.]+$ ]] || return 0
 	if [ -z "${BEST[$k]:-}" ] || awk -v a="$v" -v b="${BEST[$k]}" 'BEGIN { exit !(a > b) }'; then
 		BEST[$k]=$v
@@ -202,6 +205,43 @@ pk = sum(x["packets"] for x in b) - sum(x["packets"] for x in a)
 if pk > 0:
     print("%.0f %.0f %.1f" % (cyc / pk, tot / pk, 100.0 * cyc / tot if tot > 0 else 0))
 EOF
+}
+
+# Median over the rounds of the same round's vhostd / peer ratio, or "-" when
+# the peer has no per-round values (a reference) or no round has both. The
+# two ran minutes apart at most, so a slow phase of the host hits both.
+paired() {  # key1 key2
+	python3 - "${PER[$1]:-}" "${PER[$2]:-}" <<'EOF'
+import statistics, sys
+a, b = sys.argv[1].split(), sys.argv[2].split()
+r = []
+for x, y in zip(a, b):
+    try:
+        if float(y) > 0:
+            r.append(float(x) / float(y))
+    except ValueError:
+        pass
+print("%.2f" % statistics.median(r) if r and len(a) == len(b) else "-")
+EOF
+}
+
+# The host's phase: a cache line's round trip between the two CPUs, ns
+# (bench/xcore_rtt.c), probed for 200 ms before each round or run. On a VM
+# whose vCPUs the host moves it is ~100 or ~500 ns, and every vhost-user
+# request pays several such transfers. Sets XC_LAST ("?" if unknown); keeps
+# the lowest and highest seen. Not in a subshell: it updates globals.
+XC_LO= XC_HI= XC_LAST=?
+xcore() {
+	local x=
+	XC_LAST=?
+	if [ -x "$XCORE" ]; then
+		x=$("$XCORE" --cpus "$GEN_CPU,$SW_CPU" --ms 200 2>/dev/null) || x=
+	fi
+	[[ $x =~ ^[0-9]+$ ]] || return 0
+	XC_LAST=$x
+	if [ -z "$XC_LO" ] || [ "$x" -lt "$XC_LO" ]; then XC_LO=$x; fi
+	if [ -z "$XC_HI" ] || [ "$x" -gt "$XC_HI" ]; then XC_HI=$x; fi
+	return 0
 }
 
 load_note() { awk '{ print "load average " $1 " " $2 " " $3 }' /proc/loadavg; }
@@ -238,7 +278,8 @@ net_cpp() {  # tag switch size round -> "busy total"
 
 if want net; then
 	for r in $(seq 1 "$ROUNDS"); do
-		log "net round $r/$ROUNDS ($(load_note))"
+		xcore
+		log "net round $r/$ROUNDS ($(load_note), cross-core round trip $XC_LAST ns)"
 		net_run net "$r" --only \
 			testpmd-vhost,ovs-dpdk-normal,vhostd-bridge,vhostd-xconnect,vhostd-xconnect-mbuf \
 			--sizes 64,1518
@@ -286,7 +327,8 @@ fi
 
 if want mq; then
 	for r in $(seq 1 "$ROUNDS"); do
-		log "mq round $r/$ROUNDS ($(load_note))"
+		xcore
+		log "mq round $r/$ROUNDS ($(load_note), cross-core round trip $XC_LAST ns)"
 		net_run mq1 "$r" --only vhostd-bridge --sizes 64
 		net_run mq4 "$r" --only vhostd-bridge --sizes 64 --queues 4
 		net_run mq4p2 "$r" --only vhostd-bridge --sizes 64 --queues 4 --pmd-cpus "$GEN_CPU,$SW_CPU"
@@ -406,8 +448,9 @@ if want scsi && [ $scsi_up = 1 ]; then
 					[ "$PERF" = 1 ] && [ "$b" = null:0 ] && [ $qd = 32 ] && [ $rw = read ] &&
 						[ "$r" = 1 ] && pf="$OUT/perf-scsi.data" &&
 						echo "${SW_PIDS[0]}" >"$OUT/perf-scsi.pid"
+					xcore
 					set -- $(scsi_run "${b#*:}" "rand$rw" "$qd" "scsi-${b%%:*}-$rw-$qd-r$r" "$pf")
-					log "  ${b%%:*} rand$rw qd $qd: ${1:-FAIL} M IOPS, ${2:--} cycles/request"
+					log "  ${b%%:*} rand$rw qd $qd: ${1:-FAIL} M IOPS, ${2:--} cycles/request (cross-core round trip $XC_LAST ns before)"
 					best "scsi,${b%%:*},$rw,$qd" "${1:-}"
 					minv "cpio,${b%%:*},$rw,$qd" "${2:-}"
 					best "sbusy,${b%%:*},$rw,$qd" "${3:-}"
@@ -443,13 +486,14 @@ if want file && [ $scsi_up = 1 ]; then
 		for m in shm:2:0:"$SHM_FILE" disk:3:1:"$DISK_FILE"; do
 			IFS=: read -r name lun direct path <<<"$m"
 			for rw in read write; do
+				xcore
 				set -- $(scsi_run "$lun" "rand$rw" 32 "file-$name-$rw-r$r")
 				best "file,$name,$rw" "${1:-}"
 				minv "cpio,file,$name,$rw" "${2:-}"
 				[ "${1:-}" != - ] || set -- "" "${2:-}"
 				f=$(fio_run "$path" "$direct" "rand$rw" "fio-$name-$rw-r$r")
 				best "fio,$name,$rw" "$f"
-				log "  $name rand$rw qd 32: vhostd ${1:-FAIL} M IOPS (${2:--} cycles/request), fio ${f:-FAIL} M IOPS"
+				log "  $name rand$rw qd 32: vhostd ${1:-FAIL} M IOPS (${2:--} cycles/request, cross-core round trip $XC_LAST ns before), fio ${f:-FAIL} M IOPS"
 			done
 		done
 	done
@@ -489,16 +533,17 @@ fmt() { [ -n "$1" ] && awk -v v="$1" 'BEGIN { if (v >= 100) printf "%.0f", v; el
 echo
 echo "run-all: $(date -u +%FT%TZ) $(uname -r), $(nproc) CPUs, generator/initiator CPU $GEN_CPU, switch/target CPU $SW_CPU, rounds $ROUNDS (best), $(load_note)"
 [ "$QUICK" = 1 ] && echo "run-all: --quick: short windows, numbers are indicative"
-printf '%-78s | %9s | %9s | %6s | %6s | %s\n' scenario vhostd peer ratio target ok
-printf '%s\n' "$(printf '%.0s-' $(seq 1 130))"
+printf '%-78s | %9s | %9s | %6s | %6s | %6s | %s\n' scenario vhostd peer ratio paired target ok
+printf '%s\n' "$(printf '%.0s-' $(seq 1 139))"
 BAD=0
 for row in "${ROWS[@]}"; do
 	IFS='|' read -r name k1 k2 target <<<"$row"
 	a=${BEST[$k1]:-} b=${BEST[$k2]:-}
-	ratio=n/a ok=
+	ratio=n/a ok= pr=-
 	if [ -n "$a" ] && [ -n "$b" ]; then
 		ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
 	fi
+	[[ $name == cycles* || $name == PMD\ busy* ]] || pr=$(paired "$k1" "$k2")
 	if [ "$target" = - ]; then
 		ok=info
 		[[ $name == cycles* || $name == PMD\ busy* ]] && ratio=-
@@ -509,8 +554,10 @@ for row in "${ROWS[@]}"; do
 	else
 		ok=FAIL; BAD=1
 	fi
-	printf '%-78s | %9s | %9s | %6s | %6s | %s\n' "$name" "$(fmt "$a")" "$(fmt "$b")" "$ratio" "$target" "$ok"
+	printf '%-78s | %9s | %9s | %6s | %6s | %6s | %s\n' "$name" "$(fmt "$a")" "$(fmt "$b")" "$ratio" "$pr" "$target" "$ok"
 done
+[ -n "$XC_LO" ] && echo "cross-core round trip CPU $GEN_CPU <-> $SW_CPU (bench/xcore_rtt.c, before each round or run): $XC_LO-$XC_HI ns. Rounds with different values ran in different phases of the host: per-round numbers are in the log above."
+echo "ratio: best round of vhostd / best round of the peer (judged); paired: median over the rounds of the same round's ratio (information: on a noisy host the steadier of the two)."
 if want scsi; then
 	echo "SPDK column: reference from DESIGN.md (SPDK 23.05, same kind of machine), not re-measured: SPDK is not installable here; DESIGN.md has qd32 only, used for qd128 too."
 fi
