@@ -12,8 +12,10 @@
 
 #include <linux/virtio_config.h>
 #include <linux/virtio_scsi.h>
-#include <emmintrin.h>
 #include <urcu-qsbr.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <rte_malloc.h>
 #include <rte_vhost.h>
@@ -415,6 +417,7 @@ static inline void
 task_clear(struct scsi_task *t)
 {
 	const size_t n = offsetof(struct scsi_task, start_ns);
+#if defined(__SSE2__)
 	__m128i z = _mm_setzero_si128();
 	uint8_t *p = (uint8_t *)t;
 	size_t i;
@@ -425,6 +428,9 @@ task_clear(struct scsi_task *t)
 		_mm_storeu_si128((__m128i *)(p + i), z);
 	if (i < n)
 		memset(p + i, 0, n - i);
+#else
+	memset(t, 0, n);
+#endif
 }
 
 /*
