@@ -226,10 +226,11 @@ EOF
 }
 
 # The host's phase: a cache line's round trip between the two CPUs, ns
-# (bench/xcore_rtt.c), probed for 200 ms before each round or run. On a VM
-# whose vCPUs the host moves it is ~100 or ~500 ns, and every vhost-user
-# request pays several such transfers. Sets XC_LAST ("?" if unknown); keeps
-# the lowest and highest seen. Not in a subshell: it updates globals.
+# (bench/xcore_rtt.c), probed for 200 ms before each round and before and
+# after each scsi or file run. On a VM whose vCPUs the host moves it is
+# ~100 or ~500 ns, and every vhost-user request pays several such transfers.
+# Sets XC_LAST ("?" if unknown); keeps the lowest and highest seen. Not in a
+# subshell: it updates globals.
 XC_LO= XC_HI= XC_LAST=?
 xcore() {
 	local x=
@@ -449,8 +450,10 @@ if want scsi && [ $scsi_up = 1 ]; then
 						[ "$r" = 1 ] && pf="$OUT/perf-scsi.data" &&
 						echo "${SW_PIDS[0]}" >"$OUT/perf-scsi.pid"
 					xcore
+					xb=$XC_LAST
 					set -- $(scsi_run "${b#*:}" "rand$rw" "$qd" "scsi-${b%%:*}-$rw-$qd-r$r" "$pf")
-					log "  ${b%%:*} rand$rw qd $qd: ${1:-FAIL} M IOPS, ${2:--} cycles/request (cross-core round trip $XC_LAST ns before)"
+					xcore
+					log "  ${b%%:*} rand$rw qd $qd: ${1:-FAIL} M IOPS, ${2:--} cycles/request (cross-core round trip $xb ns before, $XC_LAST after)"
 					best "scsi,${b%%:*},$rw,$qd" "${1:-}"
 					minv "cpio,${b%%:*},$rw,$qd" "${2:-}"
 					best "sbusy,${b%%:*},$rw,$qd" "${3:-}"
@@ -487,13 +490,15 @@ if want file && [ $scsi_up = 1 ]; then
 			IFS=: read -r name lun direct path <<<"$m"
 			for rw in read write; do
 				xcore
+				xb=$XC_LAST
 				set -- $(scsi_run "$lun" "rand$rw" 32 "file-$name-$rw-r$r")
+				xcore
 				best "file,$name,$rw" "${1:-}"
 				minv "cpio,file,$name,$rw" "${2:-}"
 				[ "${1:-}" != - ] || set -- "" "${2:-}"
 				f=$(fio_run "$path" "$direct" "rand$rw" "fio-$name-$rw-r$r")
 				best "fio,$name,$rw" "$f"
-				log "  $name rand$rw qd 32: vhostd ${1:-FAIL} M IOPS (${2:--} cycles/request, cross-core round trip $XC_LAST ns before), fio ${f:-FAIL} M IOPS"
+				log "  $name rand$rw qd 32: vhostd ${1:-FAIL} M IOPS (${2:--} cycles/request, cross-core round trip $xb ns before, $XC_LAST after), fio ${f:-FAIL} M IOPS"
 			done
 		done
 	done
@@ -556,7 +561,7 @@ for row in "${ROWS[@]}"; do
 	fi
 	printf '%-78s | %9s | %9s | %6s | %6s | %6s | %s\n' "$name" "$(fmt "$a")" "$(fmt "$b")" "$ratio" "$pr" "$target" "$ok"
 done
-[ -n "$XC_LO" ] && echo "cross-core round trip CPU $GEN_CPU <-> $SW_CPU (bench/xcore_rtt.c, before each round or run): $XC_LO-$XC_HI ns. Rounds with different values ran in different phases of the host: per-round numbers are in the log above."
+[ -n "$XC_LO" ] && echo "cross-core round trip CPU $GEN_CPU <-> $SW_CPU (bench/xcore_rtt.c, before each round, before and after each scsi and file run): $XC_LO-$XC_HI ns. Rounds with different values ran in different phases of the host: per-round numbers are in the log above."
 echo "ratio: best round of vhostd / best round of the peer (judged); paired: median over the rounds of the same round's ratio (information: on a noisy host the steadier of the two)."
 if want scsi; then
 	echo "SPDK column: reference from DESIGN.md (SPDK 23.05, same kind of machine), not re-measured: SPDK is not installable here; DESIGN.md has qd32 only, used for qd128 too."
