@@ -700,6 +700,8 @@ vhost_scsi_poll(struct vscsi_pmd *vp, const struct dp_snapshot *s, const struct 
 		queue_broken(q, q->vq.broken_why);
 		return 0;
 	}
+	if (n == 0)
+		return 0;
 	if (ref->vring == VSCSI_CTRLQ) {
 		for (int i = 0; i < n; i++)
 			control_request(q, v, heads[i]);
@@ -718,13 +720,13 @@ vhost_scsi_poll(struct vscsi_pmd *vp, const struct dp_snapshot *s, const struct 
 	mark = q->vq.last_used_idx;
 	/*
 	 * One request ahead: the next one is prepared (its descriptors and
-	 * header loaded, a ram LUN's block prefetched) before this one runs, so
-	 * that its misses overlap this one's copy. The order of execution stays
-	 * the ring's.
+	 * header loaded) before this one runs, so that its misses overlap this
+	 * one's work, and a ram LUN read of it is prefetched during this one's
+	 * copy. The order of execution stays the ring's.
 	 */
-	if (vp->io != NULL && n > 0)
+	if (vp->io != NULL)
 		lun_io_ctx_burst(vp->io, true);
-	ready = n > 0 && prepare_request(v, q, heads[0]);
+	ready = prepare_request(v, q, heads[0]);
 	for (int i = 0; i < n; i++) {
 		bool next = false;
 
@@ -742,7 +744,7 @@ vhost_scsi_poll(struct vscsi_pmd *vp, const struct dp_snapshot *s, const struct 
 			mark = q->vq.last_used_idx;
 		}
 	}
-	if (vp->io != NULL && n > 0)
+	if (vp->io != NULL)
 		lun_io_ctx_burst(vp->io, false);
 	return (unsigned int)n;
 }
