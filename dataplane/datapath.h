@@ -192,8 +192,13 @@ struct port {
 	uint32_t sc_state;
 	struct rte_vhost_memory *sc_mem;
 	int sc_mem_vid; /* the connection sc_mem belongs to */
-	/* Single copy: TSC before which not to try again (rx queue's PMD). */
+	/*
+	 * Single copy, per rx queue (written by its PMD only): TSC before which
+	 * not to try again, and how many tries in a row found nothing to take
+	 * (the back-off doubles with each, forward.h).
+	 */
 	uint64_t sc_retry_at[DP_MAX_QUEUES];
+	uint8_t sc_misses[DP_MAX_QUEUES];
 	/* Stable rx queue placement: PMD index per queue, DP_NONE unassigned. */
 	uint16_t rxq_pmd[DP_MAX_QUEUES];
 	/* ethdev state (ethdev.c), set up by dp_port_add. */

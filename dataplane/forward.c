@@ -600,6 +600,20 @@ flood_single_target(
 	return found;
 }
 
+void
+fwd_sc_backoff(const struct fwd_ctx *c, struct port *p, uint16_t q, bool missed)
+{
+	uint8_t k = p->sc_misses[q];
+
+	if (!missed) {
+		p->sc_misses[q] = 0;
+		return;
+	}
+	p->sc_retry_at[q] = c->now + (c->sc_backoff << k);
+	if (k < FWD_SC_BACKOFF_MAX_SHIFT)
+		p->sc_misses[q] = k + 1;
+}
+
 /* Destinations one bridge single-copy burst keeps open at once. */
 #define BRIDGE_COPY_DESTS 4
 /*
@@ -641,7 +655,8 @@ bridge_copy(
 	uint8_t l2[DP_BURST][RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN];
 	struct virtq_chain txc[2], frame, rxc;
 	const char *map_why[2] = {NULL, NULL};
-	struct net_copy_batch batch = {.n = 0};
+	/* Not zero-filled: 3 KiB, and only job[0 .. n) is ever read. */
+	struct net_copy_batch batch;
 	uint16_t heads[DP_BURST];
 	struct vhost_sc_ring src;
 	uint64_t last_src = 0, last_dst = 0;
@@ -649,6 +664,7 @@ bridge_copy(
 	int map_rc[2], n;
 
 	*rest = true;
+	batch.n = 0;
 	if (vhost_sc_ring_open(&src, iv->port, iv->vid, 2 * rxq->queue + 1) != 0)
 		return 0;
 	n = virtq_pop(&src.vq, heads, DP_BURST);
@@ -767,8 +783,7 @@ bridge_copy(
 	src.vq.last_avail_idx = (uint16_t)(src.vq.last_avail_idx - (n - taken));
 	*rest = taken < n;
 	/* Traffic single copy does not take: stop trying on every poll. */
-	if (taken == 0)
-		iv->port->sc_retry_at[rxq->queue] = c->now + c->sc_backoff;
+	fwd_sc_backoff(c, iv->port, rxq->queue, taken == 0);
 	net_copy_batch_run(&batch);
 	for (uint16_t k = 0; k < n_dst; k++) {
 		const struct dp_port_view *ov = &c->snap->ports[dst[k].port];
@@ -806,8 +821,8 @@ copy_to_peer(
 		tx_counters(c, pv, qb), rest);
 	if (moved < 0)
 		return 0; /* -EAGAIN, *rest is true */
-	if (moved == 0 && *rest)
-		v->port->sc_retry_at[rxq->queue] = c->now + c->sc_backoff;
+	if (moved > 0 || *rest)
+		fwd_sc_backoff(c, v->port, rxq->queue, moved == 0);
 	return (uint16_t)moved;
 }
 

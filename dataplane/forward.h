@@ -8,6 +8,7 @@
 #ifndef VHOSTD_FORWARD_H
 #define VHOSTD_FORWARD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "datapath.h"
@@ -21,12 +22,17 @@ struct fwd_txbuf {
 
 /*
  * After a burst single copy took nothing from (small frames, floods...), the
- * queue goes straight to the mbuf path for 1/20000 s (50 us): a try costs
- * a few hundred cycles, so this bounds it to well under 1 % of a core, and a
- * change of traffic is picked up soon after. In time, not polls: a PMD that
- * halts between bursts may poll a few times a millisecond.
+ * queue goes straight to the mbuf path for a while: 1/20000 s (50 us) after
+ * the first such try, doubling with each one in a row up to 32x (1.6 ms),
+ * and back to 50 us once a try takes frames. A try (open both rings, pop,
+ * map two chains, rewind) measured 3-4 % of the PMD's samples at a fixed
+ * 50 us on the 64 B bridge, 4 % with 4 queue pairs (bench/RESULTS.md); with
+ * the doubling it is ~0.1 %, and a change to large frames is still picked
+ * up within 1.6 ms. In time, not polls: a PMD that halts between bursts may
+ * poll a few times a millisecond.
  */
 #define FWD_SC_BACKOFF_PER_S 20000
+#define FWD_SC_BACKOFF_MAX_SHIFT 5
 
 struct fwd_ctx {
 	uint16_t pmd_idx;
@@ -42,6 +48,14 @@ struct fwd_ctx {
 	uint16_t dirty[DP_MAX_PORTS];
 	struct fwd_txbuf txb[DP_MAX_PORTS];
 };
+
+/*
+ * After a single-copy try on rx queue @q of @p: @missed (it took nothing,
+ * and frames were there) backs the queue off until @c->now plus twice the
+ * previous miss in a row's wait (the first: @c->sc_backoff; at most
+ * 2^FWD_SC_BACKOFF_MAX_SHIFT times that); a try that took frames ends the run.
+ */
+void fwd_sc_backoff(const struct fwd_ctx *c, struct port *p, uint16_t q, bool missed);
 
 /*
  * Test hook, NULL in the daemon: when set, a PORT_SINK port calls it with

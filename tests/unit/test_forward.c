@@ -860,6 +860,44 @@ test_two_reflectors(void **state)
 	}
 }
 
+/*
+ * Single copy's back-off: each try in a row that takes nothing waits twice
+ * as long as the one before, up to 2^FWD_SC_BACKOFF_MAX_SHIFT times the
+ * first; a try that takes frames starts over. Queues back off on their own.
+ */
+static void
+test_sc_backoff(void **state)
+{
+	struct fx *f = *state;
+	struct fwd_ctx *c = f->ctx;
+	uint64_t wait = 1000;
+	struct port *p;
+
+	add_port(f, 0, true);
+	p = f->ports[0];
+
+	c->sc_backoff = 1000;
+	c->now = 5000;
+	for (int k = 0; k <= FWD_SC_BACKOFF_MAX_SHIFT + 3; k++) {
+		fwd_sc_backoff(c, p, 2, true);
+		assert_int_equal(p->sc_retry_at[2], c->now + wait);
+		if (k < FWD_SC_BACKOFF_MAX_SHIFT)
+			wait *= 2;
+		c->now = p->sc_retry_at[2];
+	}
+	assert_int_equal(wait, 1000u << FWD_SC_BACKOFF_MAX_SHIFT);
+	assert_int_equal(p->sc_retry_at[1], 0); /* another queue: untouched */
+	assert_int_equal(p->sc_misses[1], 0);
+
+	/* Frames taken: the next miss waits the first amount again. */
+	fwd_sc_backoff(c, p, 2, false);
+	assert_int_equal(p->sc_misses[2], 0);
+	fwd_sc_backoff(c, p, 2, true);
+	assert_int_equal(p->sc_retry_at[2], c->now + 1000);
+	fwd_sc_backoff(c, p, 2, true);
+	assert_int_equal(p->sc_retry_at[2], c->now + 2000);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 /* The EAL leaves an empty /var/run/dpdk/<prefix> behind even with --no-shconf. */
@@ -934,6 +972,7 @@ main(void)
 		T(test_no_destination),
 		T(test_reflector),
 		T(test_two_reflectors),
+		T(test_sc_backoff),
 	};
 	int rc;
 
