@@ -4,12 +4,17 @@
 Starts ONE interactive dpdk-testpmd with two net_virtio_user ports that
 connect (as vhost-user clients) to the sockets of the switch under test,
 injects a closed loop of packets with `start tx_first`, and measures the Rx
-packet rate of each port from two `show port stats all` snapshots taken
-`--duration` seconds apart after `--warmup` seconds.
+packet rate of each port over `--duration` seconds after `--warmup` seconds,
+from `show port stats all` snapshots taken every `--sample` seconds.
 
 Prints one line on stdout on success:
     RESULT rx0_pps=<float> rx1_pps=<float> elapsed=<s> tries=<n>
-and exits 0.  On failure prints `ERROR <reason>` on stderr and exits 1.
+           peak_pps=<float> windows=<n> per_s=<Mpps,Mpps,...>
+(one line) and exits 0. rx0/rx1 are the whole window's rates; peak_pps is
+the best sample's rate of both ports added, and per_s every sample's, in
+order. On a host that steals or slows the CPUs for seconds at a time the
+whole-window rate mixes fast and slow phases; the best sample is the
+switch's rate in the best phase the run saw (bench/RESULTS.md).  On failure prints `ERROR <reason>` on stderr and exits 1.
 Everything testpmd prints goes to --log.
 
 Only the Python standard library is used.
@@ -147,6 +152,8 @@ def main():
                     help="re-inject packets this many times if a direction stays dead")
     ap.add_argument("--log", required=True)
     ap.add_argument("--pidfile", help="write the testpmd pid here")
+    ap.add_argument("--sample", type=float, default=1.0,
+                    help="seconds between rate samples in the window (peak_pps)")
     ap.add_argument("--queues", type=int, default=1,
                     help="queue pairs per port (virtio_user queues=N, --rxq/--txq N)")
     a = ap.parse_args()
@@ -208,16 +215,26 @@ def main():
                              "(try %d)\n" % (dead, tries + 1))
             tp.cmd("stop")
             tp.cmd("start tx_first %d" % a.burst_count)
-        # Measurement window.
+        # Measurement window, sampled: the sum of the samples is the window.
         t0, s0 = t1, s1
-        time.sleep(a.duration)
-        t1, s1 = snapshot(tp)
+        per = []
+        while True:
+            left = a.duration - (time.monotonic() - t0)
+            if left <= 0.05 and per:
+                break
+            time.sleep(max(0.0, min(a.sample, left)))
+            t2, s2 = snapshot(tp)
+            if t2 > t1:
+                per.append((s2[0] - s1[0] + s2[1] - s1[1]) / (t2 - t1))
+            t1, s1 = t2, s2
         el = t1 - t0
         r0 = (s1[0] - s0[0]) / el
         r1 = (s1[1] - s0[1]) / el
         tp.cmd("stop")
-        print("RESULT rx0_pps=%.0f rx1_pps=%.0f elapsed=%.3f tries=%d"
-              % (r0, r1, el, tries), flush=True)
+        print("RESULT rx0_pps=%.0f rx1_pps=%.0f elapsed=%.3f tries=%d peak_pps=%.0f "
+              "windows=%d per_s=%s"
+              % (r0, r1, el, tries, max(per), len(per),
+                 ",".join("%.3f" % (x / 1e6) for x in per)), flush=True)
         rc = 0
     except (RuntimeError, OSError) as e:
         sys.stderr.write("ERROR %s\n" % e)
