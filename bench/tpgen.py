@@ -12,9 +12,9 @@ Prints one line on stdout on success:
            peak_pps=<float> windows=<n> per_s=<Mpps,Mpps,...>
 (one line) and exits 0. rx0/rx1 are the whole window's rates; peak_pps is
 the best sample's rate of both ports added, and per_s every sample's, in
-order. On a host that steals or slows the CPUs for seconds at a time the
-whole-window rate mixes fast and slow phases; the best sample is the
-switch's rate in the best phase the run saw (bench/RESULTS.md).  On failure prints `ERROR <reason>` on stderr and exits 1.
+order: on a host that steals or slows the CPUs for seconds at a time they
+show the phases inside one run (bench/RESULTS.md). On failure prints
+`ERROR <reason>` on stderr and exits 1.
 Everything testpmd prints goes to --log.
 
 Only the Python standard library is used.

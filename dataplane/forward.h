@@ -26,9 +26,9 @@ struct fwd_txbuf {
  * the first such try, doubling with each one in a row up to 32x (1.6 ms),
  * and back to 50 us once a try takes frames. A try (open both rings, pop,
  * map two chains, rewind) measured 3-4 % of the PMD's samples at a fixed
- * 50 us on the 64 B bridge, 4 % with 4 queue pairs (bench/RESULTS.md); with
- * the doubling it is ~0.1 %, and a change to large frames is still picked
- * up within 1.6 ms. In time, not polls: a PMD that halts between bursts may
+ * 50 us on the 64 B bridge, 4 % with 4 queue pairs; with the doubling,
+ * 0.3 % (bench/RESULTS.md). A change to large frames is still picked up
+ * within 1.6 ms. In time, not polls: a PMD that halts between bursts may
  * poll a few times a millisecond.
  */
 #define FWD_SC_BACKOFF_PER_S 20000
