@@ -298,6 +298,23 @@ txb_add(struct fwd_ctx *c, uint16_t out, struct rte_mbuf *m)
 	b->pkts[b->n++] = m;
 }
 
+/* txb_add() of @n frames, in order. */
+static void
+txb_add_run(struct fwd_ctx *c, uint16_t out, struct rte_mbuf **pkts, uint16_t n)
+{
+	struct fwd_txbuf *b = &c->txb[out];
+
+	/* The first frame puts the port on the dirty list (or flushes). */
+	txb_add(c, out, pkts[0]);
+	if (likely(b->n > 0 && b->n + n - 1 <= DP_BURST)) {
+		memcpy(&b->pkts[b->n], pkts + 1, (n - 1) * sizeof(*pkts));
+		b->n += n - 1;
+		return;
+	}
+	for (uint16_t i = 1; i < n; i++)
+		txb_add(c, out, pkts[i]);
+}
+
 void
 fwd_flush(struct fwd_ctx *c)
 {
@@ -455,6 +472,40 @@ unicast_ok(const struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t out,
 	       vlan_member(&c->snap->ports[out], vlan);
 }
 
+/*
+ * How many frames from @pkts[0] on (at most @n) carry the same Ethernet
+ * header as it, through the 802.1Q tag's TCI when @tagged, and pass the
+ * checks bridge_process() makes of every frame (a whole header, at most
+ * @max_frame). Those go where pkts[0] goes: same source to learn, same
+ * destination and VLAN to look up, same tag to keep. @pkts[0] has passed.
+ */
+static uint16_t
+same_way_run(struct rte_mbuf **pkts, uint16_t n, bool tagged, uint32_t max_frame)
+{
+	/* Compared: addresses, type and the TCI if tagged; the tag is 4 bytes. */
+	const uint16_t cmp = tagged ? RTE_ETHER_HDR_LEN + 2 : RTE_ETHER_HDR_LEN;
+	const uint16_t hdr = tagged ? RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN : RTE_ETHER_HDR_LEN;
+	const uint8_t *h0 = rte_pktmbuf_mtod(pkts[0], const uint8_t *);
+	uint64_t a0, b0, a, b;
+	uint16_t i;
+
+	/* Two 8-byte words that may overlap: bytes 0-7 and the last 8 compared. */
+	memcpy(&a0, h0, sizeof(a0));
+	memcpy(&b0, h0 + cmp - sizeof(b0), sizeof(b0));
+	for (i = 1; i < n; i++) {
+		const struct rte_mbuf *m = pkts[i];
+		const uint8_t *h = rte_pktmbuf_mtod(m, const uint8_t *);
+
+		if (m->data_len < hdr || m->pkt_len > max_frame)
+			break;
+		memcpy(&a, h, sizeof(a));
+		memcpy(&b, h + cmp - sizeof(b), sizeof(b));
+		if (((a ^ a0) | (b ^ b0)) != 0)
+			break;
+	}
+	return i;
+}
+
 static void
 bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
 	struct rte_mbuf **pkts, uint16_t n, struct dp_counters *rxc)
@@ -467,6 +518,14 @@ bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
 	 */
 	uint64_t last_src = 0, last_dst = 0;
 	uint16_t last_out = DP_NONE;
+	/*
+	 * And often all of them go one way (a guest talking to its gateway):
+	 * the first unicast frame checks once whether those after it share its
+	 * header, and the run goes out as one batch with no per-frame decision.
+	 * The memo above still serves bursts that mix. bench/fwd_bench.c,
+	 * 64 B: 24.5 -> 8.0 TSC cycles per frame (bench/RESULTS.md).
+	 */
+	bool run_tried = false;
 
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
@@ -530,7 +589,18 @@ bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
 			rte_pktmbuf_free(m);
 			continue;
 		}
-		if (!retag(m, tagged, egress_tagged(&c->snap->ports[out], vlan), vlan)) {
+		if (tagged == egress_tagged(&c->snap->ports[out], vlan)) {
+			if (!run_tried && i + 1 < n) {
+				uint16_t run = same_way_run(pkts + i, n - i, tagged, iv->max_frame);
+
+				run_tried = true;
+				if (run > 1) {
+					txb_add_run(c, out, pkts + i, run);
+					i += run - 1;
+					continue;
+				}
+			}
+		} else if (!retag(m, tagged, !tagged, vlan)) {
 			rxc->drops[DROP_NO_MBUF]++;
 			rte_pktmbuf_free(m);
 			continue;

@@ -29,6 +29,7 @@
  * trunk-all, down) | tag (bits 2-7), trunk mask (VLANs tag..tag+7);
  * then frames: flags(1) csum_start(2 LE) csum_offset(2 LE) len(2 LE) bytes.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +51,6 @@
 #define HDR 9
 
 static struct rte_mempool *pool;
-
 
 /* ---- the rte_vhost side: virtio-net header -> mbuf metadata ---------------- */
 
@@ -278,6 +278,20 @@ static struct vnet_in frames[MAX_FRAMES];
 static uint16_t in_l2[MAX_FRAMES];
 static uint64_t in_l4[MAX_FRAMES];
 static uint8_t delivered[MAX_FRAMES][N_PORTS];
+/* The last frame each port sent: frames leave a port in ingress order. */
+static int last_sent[N_PORTS];
+/*
+ * Station q (02:00:00:00:00:0q) is learnt on port q before the burst, in
+ * VLAN 0 and in each port's tag .. tag+7, so that bursts have known
+ * destinations (and runs of frames to them).
+ */
+static int
+station_of(const uint8_t *mac)
+{
+	static const uint8_t st[5] = {0x02, 0, 0, 0, 0};
+
+	return memcmp(mac, st, sizeof(st)) == 0 && mac[5] < N_PORTS ? mac[5] : -1;
+}
 
 static void
 hook(uint16_t port, struct rte_mbuf **pkts, uint16_t n)
@@ -305,6 +319,18 @@ hook(uint16_t port, struct rte_mbuf **pkts, uint16_t n)
 		if (iv->vlan_mode == VLAN_MODE_ACCESS)
 			vlan = iv->tag;
 		check(vlan_member(v, vlan));
+		check((int)k > last_sent[port]);
+		last_sent[port] = (int)k;
+		/* A frame to a known station goes there and nowhere else. */
+		if (f->len >= 6) {
+			int q = station_of(f->data);
+
+			/* Still there now: it was there when the frame was switched. */
+			if (q >= 0 && q != in_port &&
+				mac_table_lookup(&fx->macs, f->data, vlan) == q &&
+				vlan_member(&fx->snap->ports[q], vlan))
+				check(port == q);
+		}
 		want_tag = egress_tagged(v, vlan);
 		/* The expected bytes: outer tag as the egress port wants it. */
 		memcpy(want, f->data, 12);
@@ -334,14 +360,14 @@ static int
 eal_init(void)
 {
 	char prefix[64];
-	char *argv[] = {"fuzz_net", "--no-huge", "-m", "64", "--no-pci", prefix, "--lcores",
-		"0@0", "--log-level=crit", "--no-shconf", "--no-telemetry", NULL};
+	char *argv[] = {"fuzz_net", "--no-huge", "-m", "64", "--no-pci", prefix, "--lcores", "0@0",
+		"--log-level=crit", "--no-shconf", "--no-telemetry", NULL};
 
 	snprintf(prefix, sizeof(prefix), "--file-prefix=fuzz-net-%d", (int)getpid());
 	if (rte_eal_init((int)RTE_DIM(argv) - 1, argv) < 0)
 		return -1;
-	pool = rte_pktmbuf_pool_create("fuzz_net", N_MBUFS, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-		SOCKET_ID_ANY);
+	pool = rte_pktmbuf_pool_create(
+		"fuzz_net", N_MBUFS, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
 	return pool != NULL ? 0 : -1;
 }
 
@@ -375,13 +401,17 @@ fx_init(void)
 	fwd_tx_hook = hook;
 }
 
+/* Drops counted on the ingress port, and on egress (a unicast to a down port). */
 static uint64_t
-rx_drops(void)
+all_drops(void)
 {
 	uint64_t n = 0;
 
-	for (int d = 0; d < DROP_MAX; d++)
+	for (int d = 0; d < DROP_MAX; d++) {
 		n += fx->stats[in_port]->rx[0].drops[d];
+		for (int p = 0; p < N_PORTS; p++)
+			n += fx->stats[p]->tx[0][0].drops[d];
+	}
 	return n;
 }
 
@@ -405,14 +435,23 @@ part_b(const uint8_t *cfg, bool small)
 		v->up = mode != 3;
 		v->max_frame = small ? 64 : 1518;
 		v->tag = tag;
-		v->vlan_mode = mode == 0 ? VLAN_MODE_ACCESS
-					 : mode == 1 ? VLAN_MODE_TRUNK : VLAN_MODE_TRUNK_ALL;
+		v->vlan_mode = mode == 0   ? VLAN_MODE_ACCESS
+			       : mode == 1 ? VLAN_MODE_TRUNK
+					   : VLAN_MODE_TRUNK_ALL;
 		for (int b = 0; b < 8; b++)
 			if (cfg[2 * i + 1] >> b & 1)
 				fx->trunks[i][(tag + b) >> 6] |= 1ULL << ((tag + b) & 63);
 		v->trunks = fx->trunks[i];
 	}
 	memset(delivered, 0, sizeof(delivered));
+	for (uint16_t q = 0; q < N_PORTS; q++) {
+		const uint8_t st[6] = {0x02, 0, 0, 0, 0, (uint8_t)q};
+
+		last_sent[q] = -1;
+		for (int b = -1; b < 8; b++)
+			mac_table_learn(&fx->macs, st,
+				b < 0 ? 0 : (uint16_t)(fx->snap->ports[q].tag + b) & 0xfff, q);
+	}
 	for (unsigned int k = 0; k < n_frames; k++) {
 		struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
 		uint8_t *p;
@@ -428,7 +467,7 @@ part_b(const uint8_t *cfg, bool small)
 		m->hash.fdir.hi = k + 1;
 		pkts[k] = m;
 	}
-	drops = rx_drops();
+	drops = all_drops();
 	fwd_process(&fx->ctx, in_port, 0, pkts, (uint16_t)n_frames);
 	fwd_flush(&fx->ctx);
 	for (unsigned int k = 0; k < n_frames; k++)
@@ -438,7 +477,7 @@ part_b(const uint8_t *cfg, bool small)
 				break;
 			}
 	/* Every frame went somewhere or was counted. */
-	check(reached + (rx_drops() - drops) >= n_frames);
+	check(reached + (all_drops() - drops) >= n_frames);
 	check(fx->ctx.n_dirty == 0);
 	mac_table_fini(&fx->macs);
 }
@@ -482,7 +521,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n_frames++;
 	}
 	for (unsigned int k = 0; k < n_frames; k++)
-		part_a(&fx->ctx, &frames[k], data[0] & 4, (data[0] & 8) ? frames[k].csum_start + 3 : 0);
+		part_a(&fx->ctx, &frames[k], data[0] & 4,
+			(data[0] & 8) ? frames[k].csum_start + 3 : 0);
 	part_b(data + 1, data[0] & 0x10);
 	/* Nothing leaked, nothing freed twice. */
 	check(rte_mempool_avail_count(pool) == N_MBUFS);

@@ -739,6 +739,95 @@ test_big_bursts(void **state)
 	assert_int_equal(tx_pkts(f, 3), 1 + 3 * DP_BURST / 2);
 }
 
+/* @m with byte 20 set to @seq, to check the order frames leave in. */
+static struct rte_mbuf *
+seq_frame(struct rte_mbuf *m, uint8_t seq)
+{
+	rte_pktmbuf_mtod(m, uint8_t *)[20] = seq;
+	return m;
+}
+
+/*
+ * Runs of frames with one header go out as one batch (bridge_process()'s
+ * same-way run): every frame still gets the per-frame checks and the
+ * order is kept, whether the run starts the burst, follows a flood into
+ * the same buffer, or overflows it.
+ */
+static void
+test_same_way_runs(void **state)
+{
+	struct fx *f = *state;
+	struct rte_mbuf *pkts[DP_BURST];
+
+	four_ports(f);
+	send1(f, 1, frame(MAC_BCAST, MAC_B, UNTAGGED, 60));
+	send1(f, 2, frame(MAC_BCAST, MAC_C, UNTAGGED, 60));
+	send1(f, 1, frame(MAC_BCAST, MAC_B, 5, 60));
+
+	/* A whole burst one way. */
+	n_cap = 0;
+	for (int i = 0; i < DP_BURST; i++)
+		pkts[i] = seq_frame(frame(MAC_B, MAC_A, UNTAGGED, 60), (uint8_t)i);
+	send_n(f, 0, pkts, DP_BURST);
+	assert_int_equal(tx_pkts(f, 1), 1 + DP_BURST); /* 1: C's broadcast */
+	assert_int_equal(n_cap, DP_BURST);
+	for (int i = 0; i < DP_BURST; i++) {
+		assert_int_equal(cap[i].port, 1);
+		assert_int_equal(cap[i].data[20], i);
+	}
+
+	/*
+	 * A flood first (port 1's buffer is not empty), a run of 20, a frame
+	 * over the MTU with the same header, then the same flow again, one
+	 * frame elsewhere, and the first flow to the end.
+	 */
+	n_cap = 0;
+	pkts[0] = seq_frame(frame(MAC_BCAST, MAC_A, UNTAGGED, 60), 0);
+	for (int i = 1; i < DP_BURST; i++)
+		pkts[i] = seq_frame(frame(i == 26 ? MAC_C : MAC_B, MAC_A, UNTAGGED,
+					    i == 21 ? MAX_FRAME + 1 : 60),
+			(uint8_t)i);
+	send_n(f, 0, pkts, DP_BURST);
+	assert_int_equal(rx_drops(f, 0, DROP_MTU), 1);
+	assert_int_equal(n_cap, (DP_BURST - 2) + 2 + 1);
+	for (int i = 0, seq = 0; i < DP_BURST - 2; i++, seq++) {
+		if (seq == 21 || seq == 26)
+			seq++;
+		assert_int_equal(cap[i].port, 1);
+		assert_int_equal(cap[i].data[20], seq);
+	}
+	assert_int_equal(cap[DP_BURST - 2].port, 2);
+	assert_int_equal(cap[DP_BURST - 2].data[20], 0);
+	assert_int_equal(cap[DP_BURST - 1].data[20], 26);
+	assert_int_equal(cap[DP_BURST].port, 3);
+
+	/* Tagged: the TCI is part of the header; a frame too short for the tag is dropped. */
+	n_cap = 0;
+	for (int i = 0; i < 16; i++)
+		pkts[i] = seq_frame(frame(MAC_B, MAC_A, 5, i == 10 ? 16 : 60), (uint8_t)i);
+	rte_pktmbuf_mtod(pkts[10], uint8_t *)[20] = 0; /* beyond its 16 bytes */
+	send_n(f, 0, pkts, 16);
+	assert_int_equal(rx_drops(f, 0, DROP_FILTERED), 1);
+	assert_int_equal(n_cap, 15);
+	for (int i = 0; i < 15; i++) {
+		assert_int_equal(cap[i].port, 1);
+		assert_int_equal(cap[i].data[12], 0x81);
+		assert_int_equal(cap[i].data[15], 5);
+		assert_int_equal(cap[i].data[20], i < 10 ? i : i + 1);
+	}
+
+	/* Three runs without a flush: the buffer spills and nothing is lost. */
+	uint64_t before = tx_pkts(f, 1);
+
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < DP_BURST; i++)
+			pkts[i] = frame(MAC_B, MAC_A, UNTAGGED, 60);
+		fwd_process(f->ctx, 0, 0, pkts, DP_BURST);
+	}
+	fwd_flush(f->ctx);
+	assert_int_equal(tx_pkts(f, 1), before + 3 * DP_BURST);
+}
+
 /* ---- cross-connect and unattached ports ------------------------------------ */
 
 static void
@@ -968,6 +1057,7 @@ main(void)
 		T(test_runt_filtered),
 		T(test_destination_is_ingress),
 		T(test_big_bursts),
+		T(test_same_way_runs),
 		T(test_xconnect),
 		T(test_no_destination),
 		T(test_reflector),
