@@ -523,6 +523,9 @@ destroy_device(int vid)
 		free(p->sc_mem);
 		p->sc_mem = NULL;
 		p->sc_mem_vid = -1;
+		/* The next frontend may send large frames: no back-off carried over. */
+		memset(p->sc_retry_at, 0, sizeof(p->sc_retry_at));
+		memset(p->sc_misses, 0, sizeof(p->sc_misses));
 	}
 	if (vid >= 0 && vid < VHOST_MAX_VID) {
 		__atomic_store_n(&vring_bits[vid], 0, __ATOMIC_RELEASE);
