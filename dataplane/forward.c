@@ -31,6 +31,36 @@ tx_counters(struct fwd_ctx *c, const struct dp_port_view *v, uint16_t q)
 	return &v->port->stats->tx[c->pmd_idx][q];
 }
 
+/*
+ * rte_pktmbuf_free_bulk() with a fast path for what a PMD frees after a
+ * transmit: mbufs that are direct, of one segment, not shared and of one
+ * pool go straight back to the pool (its per-lcore cache), which is all
+ * that DPDK's function does with them after checking each through a call
+ * per mbuf. Anything else in the burst (a flood's shared frame, a chain,
+ * an attached or external buffer) sends the whole burst the full way.
+ * 30 -> 17 TSC cycles per mbuf for allocate + free of 64 B bursts here
+ * (bench/RESULTS.md).
+ */
+void
+fwd_free_bulk(struct rte_mbuf **pkts, uint16_t n)
+{
+	struct rte_mempool *mp;
+
+	if (n == 0)
+		return;
+	mp = pkts[0]->pool;
+	for (uint16_t i = 0; i < n; i++) {
+		const struct rte_mbuf *m = pkts[i];
+
+		if (unlikely(m->pool != mp || rte_mbuf_refcnt_read(m) != 1 || m->nb_segs != 1 ||
+			     m->next != NULL || !RTE_MBUF_DIRECT(m))) {
+			rte_pktmbuf_free_bulk(pkts, n);
+			return;
+		}
+	}
+	rte_mempool_put_bulk(mp, (void **)pkts, n);
+}
+
 static void
 drop_bulk(struct dp_counters *ctr, enum dp_drop why, struct rte_mbuf **pkts, uint16_t n)
 {
@@ -209,7 +239,7 @@ port_tx(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
 		}
 		ctr->bytes += bytes;
 		/* rte_vhost copied the data; the mbufs are ours to free. */
-		rte_pktmbuf_free_bulk(pkts, n);
+		fwd_free_bulk(pkts, n);
 		return;
 	case PORT_ETHDEV:
 		ethdev_tx(c, v, pkts, n);
@@ -222,7 +252,7 @@ port_tx(struct fwd_ctx *c, uint16_t idx, struct rte_mbuf **pkts, uint16_t n)
 		ctr->bytes += bytes;
 		if (unlikely(fwd_tx_hook != NULL))
 			fwd_tx_hook(idx, pkts, n);
-		rte_pktmbuf_free_bulk(pkts, n);
+		fwd_free_bulk(pkts, n);
 		return;
 	case PORT_REFLECTOR:
 		reflect_burst(c, idx, pkts, n);

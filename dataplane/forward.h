@@ -63,6 +63,12 @@ void fwd_sc_backoff(const struct fwd_ctx *c, struct port *p, uint16_t q, bool mi
  */
 extern void (*fwd_tx_hook)(uint16_t port, struct rte_mbuf **pkts, uint16_t n);
 
+/*
+ * Free @n mbufs as rte_pktmbuf_free_bulk() does; a burst of direct,
+ * unshared, one-segment mbufs of one pool goes back to it in one call.
+ */
+void fwd_free_bulk(struct rte_mbuf **pkts, uint16_t n);
+
 /* Receive one burst from @rxq and forward it; returns the frames received. */
 uint16_t fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq);
 /* Transmit everything batched so far. Must run before the snapshot changes. */
