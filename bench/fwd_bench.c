@@ -152,7 +152,7 @@ setup(struct bench *b)
 
 /* What rte_vhost's dequeue does to the frames, minus the copy from the guest. */
 static int
-make_burst(struct bench *b, struct rte_mbuf **pkts, unsigned int *flow)
+make_burst(struct bench *b, struct rte_mbuf **pkts, unsigned int *flow, unsigned int n_flows)
 {
 	if (rte_pktmbuf_alloc_bulk(b->mp, pkts, DP_BURST) != 0)
 		return -ENOMEM;
@@ -165,7 +165,7 @@ make_burst(struct bench *b, struct rte_mbuf **pkts, unsigned int *flow)
 		memcpy(eth->dst_addr.addr_bytes, b->dst[*flow], RTE_ETHER_ADDR_LEN);
 		memcpy(eth->src_addr.addr_bytes, MAC_SRC, RTE_ETHER_ADDR_LEN);
 		eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-		if (++*flow == b->n_flows)
+		if (++*flow == n_flows)
 			*flow = 0;
 	}
 	return 0;
@@ -176,17 +176,13 @@ static double
 run_slice(struct bench *b, enum mode m, unsigned int bursts)
 {
 	struct rte_mbuf *pkts[DP_BURST];
-	unsigned int flow = 0, n_flows = b->n_flows;
+	unsigned int flow = 0, n_flows = m == MODE_BRIDGE_FLOWS ? b->n_flows : 1;
 	uint64_t t0;
 
-	if (m != MODE_BRIDGE_FLOWS)
-		b->n_flows = 1;
 	t0 = rte_rdtsc();
 	for (unsigned int i = 0; i < bursts; i++) {
-		if (make_burst(b, pkts, &flow) != 0) {
-			b->n_flows = n_flows;
+		if (make_burst(b, pkts, &flow, n_flows) != 0)
 			return -1;
-		}
 		switch (m) {
 		case MODE_BASE:
 			fwd_free_bulk(pkts, DP_BURST); /* as the switch frees */
@@ -204,7 +200,6 @@ run_slice(struct bench *b, enum mode m, unsigned int bursts)
 			break;
 		}
 	}
-	b->n_flows = n_flows;
 	return (double)(rte_rdtsc() - t0) / ((double)bursts * DP_BURST);
 }
 
