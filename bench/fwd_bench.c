@@ -14,13 +14,14 @@
  *   xconnect the same, forwarded through a cross-connected port pair
  *   bridge   the same, through a two-port MAC learning bridge
  *   bridge-N the same, each frame to one of N learned destinations in turn
+ *            (-r R: R frames to each before the next, as trains of a flow)
  *
  * The modes take turns in slices of a few milliseconds, so a change in the
  * host's speed lands on all of them; each mode's median slice is printed and
  * the switching cost is that minus base. Compare two builds by running both
  * in turn (bench/README.md).
  *
- * Usage: vhostd-fwd-bench [-c CPU] [-s SLICES] [-b BURSTS_PER_SLICE] [-n FLOWS]
+ * Usage: vhostd-fwd-bench [-c CPU] [-s SLICES] [-b BURSTS_PER_SLICE] [-n FLOWS] [-r RUN]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -68,6 +69,7 @@ struct bench {
 	struct bridge br;
 	struct mac_table macs;
 	unsigned int n_flows;
+	unsigned int run_len; /* frames to one destination before the next */
 	uint8_t dst[MAX_FLOWS][RTE_ETHER_ADDR_LEN];
 };
 
@@ -151,8 +153,14 @@ setup(struct bench *b)
 }
 
 /* What rte_vhost's dequeue does to the frames, minus the copy from the guest. */
+/* Where make_burst() is in the sequence of destinations. */
+struct flow_cursor {
+	unsigned int flow;
+	unsigned int sent; /* frames to it so far */
+};
+
 static int
-make_burst(struct bench *b, struct rte_mbuf **pkts, unsigned int *flow, unsigned int n_flows)
+make_burst(struct bench *b, struct rte_mbuf **pkts, struct flow_cursor *fc, unsigned int n_flows)
 {
 	if (rte_pktmbuf_alloc_bulk(b->mp, pkts, DP_BURST) != 0)
 		return -ENOMEM;
@@ -162,11 +170,14 @@ make_burst(struct bench *b, struct rte_mbuf **pkts, unsigned int *flow, unsigned
 
 		m->data_len = FRAME_LEN;
 		m->pkt_len = FRAME_LEN;
-		memcpy(eth->dst_addr.addr_bytes, b->dst[*flow], RTE_ETHER_ADDR_LEN);
+		memcpy(eth->dst_addr.addr_bytes, b->dst[fc->flow], RTE_ETHER_ADDR_LEN);
 		memcpy(eth->src_addr.addr_bytes, MAC_SRC, RTE_ETHER_ADDR_LEN);
 		eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-		if (++*flow == n_flows)
-			*flow = 0;
+		if (++fc->sent == b->run_len) {
+			fc->sent = 0;
+			if (++fc->flow == n_flows)
+				fc->flow = 0;
+		}
 	}
 	return 0;
 }
@@ -176,12 +187,13 @@ static double
 run_slice(struct bench *b, enum mode m, unsigned int bursts)
 {
 	struct rte_mbuf *pkts[DP_BURST];
-	unsigned int flow = 0, n_flows = m == MODE_BRIDGE_FLOWS ? b->n_flows : 1;
+	struct flow_cursor fc = {0, 0};
+	unsigned int n_flows = m == MODE_BRIDGE_FLOWS ? b->n_flows : 1;
 	uint64_t t0;
 
 	t0 = rte_rdtsc();
 	for (unsigned int i = 0; i < bursts; i++) {
-		if (make_burst(b, pkts, &flow, n_flows) != 0)
+		if (make_burst(b, pkts, &fc, n_flows) != 0)
 			return -1;
 		switch (m) {
 		case MODE_BASE:
@@ -214,20 +226,21 @@ cmp_double(const void *a, const void *b)
 static void
 usage(const char *prog)
 {
-	fprintf(stderr, "usage: %s [-c CPU] [-s SLICES] [-b BURSTS_PER_SLICE] [-n FLOWS]\n", prog);
+	fprintf(stderr,
+		"usage: %s [-c CPU] [-s SLICES] [-b BURSTS_PER_SLICE] [-n FLOWS] [-r RUN]\n", prog);
 }
 
 int
 main(int argc, char **argv)
 {
-	unsigned int cpu = 1, slices = 400, bursts = 1000, flows = 8;
+	unsigned int cpu = 1, slices = 400, bursts = 1000, flows = 8, run_len = 1;
 	static struct bench b;
 	char lcores[32];
 	double *cpf[MODE_MAX], med[MODE_MAX];
 	uint64_t expect_br, expect_xc;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "c:s:b:n:h")) != -1) {
+	while ((opt = getopt(argc, argv, "c:s:b:n:r:h")) != -1) {
 		switch (opt) {
 		case 'c':
 			cpu = (unsigned int)strtoul(optarg, NULL, 0);
@@ -241,13 +254,17 @@ main(int argc, char **argv)
 		case 'n':
 			flows = (unsigned int)strtoul(optarg, NULL, 0);
 			break;
+		case 'r':
+			run_len = (unsigned int)strtoul(optarg, NULL, 0);
+			break;
 		default:
 			usage(argv[0]);
 			return opt == 'h' ? 0 : 2;
 		}
 	}
-	if (slices == 0 || bursts == 0 || flows == 0 || flows > MAX_FLOWS) {
-		fprintf(stderr, "fwd-bench: slices and bursts > 0, 1 <= flows <= %d\n", MAX_FLOWS);
+	if (slices == 0 || bursts == 0 || flows == 0 || flows > MAX_FLOWS || run_len == 0) {
+		fprintf(stderr, "fwd-bench: slices, bursts and run > 0, 1 <= flows <= %d\n",
+			MAX_FLOWS);
 		return 2;
 	}
 	snprintf(lcores, sizeof(lcores), "%u", cpu);
@@ -272,6 +289,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	b.n_flows = flows;
+	b.run_len = run_len;
 	for (int m = 0; m < MODE_MAX; m++) {
 		cpf[m] = calloc(slices, sizeof(double));
 		if (cpf[m] == NULL)
@@ -299,8 +317,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	printf("fwd-bench: 64 B frames, bursts of %d, %u slices of %u bursts per mode, "
-	       "%u flows, CPU %u, %s, TSC %.2f GHz\n",
-		DP_BURST, slices, bursts, flows, cpu,
+	       "%u flows in runs of %u, CPU %u, %s, TSC %.2f GHz\n",
+		DP_BURST, slices, bursts, flows, run_len, cpu,
 		huge ? "hugepages" : "4 KiB pages (no hugepages)", (double)rte_get_tsc_hz() / 1e9);
 	printf("%-28s %10s %10s %10s %10s\n", "mode", "median", "p10", "p90", "minus base");
 	for (int m = 0; m < MODE_MAX; m++) {

@@ -554,8 +554,11 @@ bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
 	 * header, and the run goes out as one batch with no per-frame decision.
 	 * The memo above still serves bursts that mix. bench/fwd_bench.c,
 	 * 64 B: 24.5 -> 8.0 TSC cycles per frame (bench/RESULTS.md).
+	 * A burst of trains (a few flows, each several frames in a row) tries
+	 * again after each run it found; the first try that finds none stops
+	 * it, so frames that alternate pay one failed compare per burst.
 	 */
-	bool run_tried = false;
+	bool try_runs = true;
 
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
@@ -620,15 +623,15 @@ bridge_process(struct fwd_ctx *c, const struct dp_port_view *iv, uint16_t in,
 			continue;
 		}
 		if (tagged == egress_tagged(&c->snap->ports[out], vlan)) {
-			if (!run_tried && i + 1 < n) {
+			if (try_runs && i + 1 < n) {
 				uint16_t run = same_way_run(pkts + i, n - i, tagged, iv->max_frame);
 
-				run_tried = true;
 				if (run > 1) {
 					txb_add_run(c, out, pkts + i, run);
 					i += run - 1;
 					continue;
 				}
+				try_runs = false;
 			}
 		} else if (!retag(m, tagged, !tagged, vlan)) {
 			rxc->drops[DROP_NO_MBUF]++;

@@ -826,6 +826,31 @@ test_same_way_runs(void **state)
 	}
 	fwd_flush(f->ctx);
 	assert_int_equal(tx_pkts(f, 1), before + 3 * DP_BURST);
+
+	/*
+	 * Trains of two flows in one burst: each run found lets the next be
+	 * tried; a lone frame stops the tries and the rest go frame by frame.
+	 * Every frame reaches its station, each port's frames in ingress order.
+	 */
+	static const char trains[DP_BURST + 1] = "BBBBBCCCCBBCBCCCBBBBBBCCCCCCCCBB";
+	int next_seq[2] = {0, 0};
+
+	n_cap = 0;
+	for (int i = 0; i < DP_BURST; i++)
+		pkts[i] = seq_frame(
+			frame(trains[i] == 'B' ? MAC_B : MAC_C, MAC_A, UNTAGGED, 60), (uint8_t)i);
+	send_n(f, 0, pkts, DP_BURST);
+	assert_int_equal(n_cap, DP_BURST);
+	for (int i = 0; i < DP_BURST; i++) {
+		int which = cap[i].port == 1 ? 0 : 1;
+		const char want = which == 0 ? 'B' : 'C';
+
+		assert_true(cap[i].port == 1 || cap[i].port == 2);
+		while (trains[next_seq[which]] != want)
+			next_seq[which]++;
+		assert_int_equal(cap[i].data[20], next_seq[which]);
+		next_seq[which]++;
+	}
 }
 
 /* ---- cross-connect and unattached ports ------------------------------------ */
