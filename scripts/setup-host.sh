@@ -14,7 +14,9 @@ want_test=0
 build_pkgs="build-essential meson ninja-build pkg-config python3 libdpdk-dev dpdk
 	libnuma-dev liburcu-dev libjansson-dev liburing-dev libxml2-dev libvirt-dev
 	libcmocka-dev"
-test_pkgs="qemu-system-x86 qemu-system-common qemu-utils linux-image-amd64 busybox-static
+# dpdk-dev: dpdk-testpmd, the tests' virtio-user peer and the benchmarks'
+# generator (Debian ships it in dpdk-dev, not in dpdk).
+test_pkgs="dpdk-dev qemu-system-x86 qemu-system-common qemu-utils linux-image-amd64 busybox-static
 	cpio xz-utils kmod iproute2 openvswitch-switch openvswitch-switch-dpdk
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon-system
 	clang libclang-rt-14-dev"
