@@ -756,7 +756,7 @@ bridge_copy(
 	struct net_copy_result in = {0};
 	/* Checked L2 headers: the put-off copies read them until the end. */
 	uint8_t l2[DP_BURST][RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN];
-	struct virtq_chain txc[2], frame, rxc;
+	struct virtq_chain txc[2], rxc;
 	const char *map_why[2] = {NULL, NULL};
 	/* Not zero-filled: 3 KiB, and only job[0 .. n) is ever read. */
 	struct net_copy_batch batch;
@@ -790,7 +790,6 @@ bridge_copy(
 		enum net_copy_rc r;
 		bool tagged = false;
 		uint64_t key;
-		int m;
 
 		/* Map the next chain now: its descriptor and data load meanwhile. */
 		if (taken + 1 < n) {
@@ -809,9 +808,17 @@ bridge_copy(
 		if (t->out_len <= (uint32_t)src.side.hdr_len + SC_MIN_FRAME ||
 			t->out_len - src.side.hdr_len > iv->max_frame)
 			break; /* small, or too big: the mbuf path (which counts drops) */
-		got = iov_copy_from(t->iov, t->n_out, src.side.hdr_len, l2[taken], sizeof(l2[0]));
-		if (unlikely(got < RTE_ETHER_HDR_LEN))
-			break;
+		/* Header and frame in one segment, as guests lay them out: no walk. */
+		if (likely(t->iov[0].iov_len >= src.side.hdr_len + sizeof(l2[0]))) {
+			memcpy(l2[taken], (const uint8_t *)t->iov[0].iov_base + src.side.hdr_len,
+				sizeof(l2[0]));
+			got = sizeof(l2[0]);
+		} else {
+			got = iov_copy_from(
+				t->iov, t->n_out, src.side.hdr_len, l2[taken], sizeof(l2[0]));
+			if (unlikely(got < RTE_ETHER_HDR_LEN))
+				break;
+		}
 		if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN)) {
 			if (unlikely(got < sizeof(l2[0])))
 				break;
@@ -861,22 +868,9 @@ bridge_copy(
 			n_dst++;
 		}
 		d = &dst[k];
-		/* The frame as checked: header from l2[], the rest from the guest. */
-		m = iov_slice(t->iov, t->n_out, 0, src.side.hdr_len, frame.iov, VIRTQ_MAX_IOV);
-		if (unlikely(m < 0))
-			break;
-		frame.iov[m].iov_base = l2[taken];
-		frame.iov[m].iov_len = l2_len;
-		k = (uint16_t)m + 1;
-		m = iov_slice(t->iov, t->n_out, src.side.hdr_len + l2_len,
-			t->out_len - src.side.hdr_len - l2_len, frame.iov + k, VIRTQ_MAX_IOV - k);
-		if (unlikely(m < 0))
-			break;
-		frame.n_out = (uint16_t)(k + m);
-		frame.n_in = 0;
-		frame.out_len = t->out_len;
-		r = net_copy_frame(
-			&src.side, &d->ring.side, &frame, ov->max_frame, &rxc, &batch, &d->res);
+		/* The frame as checked: its header from l2[], the rest from the guest. */
+		r = net_copy_frame(&src.side, &d->ring.side, t, l2[taken], (uint16_t)l2_len,
+			ov->max_frame, &rxc, &batch, &d->res);
 		if (unlikely(r == NET_COPY_RX_FULL || r == NET_COPY_RX_BROKEN))
 			break; /* retried or dropped there, as any frame */
 	done:

@@ -100,10 +100,13 @@ int net_copy_burst(const struct net_copy_side *tx, const struct net_copy_side *r
  * DROPPED finish the frame (counted in @res; the caller completes A's head);
  * RX_FULL and RX_BROKEN leave it with the caller. Small copies may wait in
  * @batch: run net_copy_batch_run() before publishing @rx's used ring.
+ * @l2 (@l2_len bytes, or NULL and 0): the frame's first bytes as the caller
+ * read and checked them. B gets those, not A's, which A may have rewritten
+ * since; the frame is then copied at once, not batched.
  */
 enum net_copy_rc net_copy_frame(const struct net_copy_side *tx, const struct net_copy_side *rx,
-	const struct virtq_chain *txc, uint32_t max_frame, struct virtq_chain *rxc,
-	struct net_copy_batch *batch, struct net_copy_result *res);
+	const struct virtq_chain *txc, const void *l2, uint16_t l2_len, uint32_t max_frame,
+	struct virtq_chain *rxc, struct net_copy_batch *batch, struct net_copy_result *res);
 
 /* Add the counts of @r to @sum (rx_full and why: the latest). */
 void net_copy_result_add(struct net_copy_result *sum, const struct net_copy_result *r);
