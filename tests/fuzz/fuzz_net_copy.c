@@ -25,7 +25,10 @@
  *   [8]       bits 0-1: rounds - 1; bits 2-5: min_frame / 16 (0: every size);
  *             bit 6: EVENT_IDX on A; bit 7: on B
  *   [9]       max (frames per burst, 0..255)
- *   [10]      bits 0-2: A's avail index step between rounds; bits 3-6: B's
+ *   [10]      bits 0-2: A's avail index step between rounds; bits 3-6: B's;
+ *             bit 7: frame by frame through net_copy_frame() with a checked
+ *             header of 14 bytes (18 when [8] bit 2; min_frame then 0), as a
+ *             bridge does, instead of net_copy_burst()
  *   [11..14]  A region 1 GPA (when not contiguous)
  *   [15..18]  B region 1 GPA (when not contiguous)
  *   [19..]    A region 0 (4 KiB: desc at 0, avail at 2048), A region 1
@@ -167,6 +170,52 @@ check_tx(const struct guest *a, uint16_t avail0, uint16_t used0, uint16_t n)
 	}
 }
 
+/*
+ * What bridge_copy() (dataplane/forward.c) does with a burst: each frame of
+ * A through net_copy_frame() with its first @l2_len bytes from a checked
+ * copy. Same contract as net_copy_burst() with min_frame 0.
+ */
+static int
+frame_by_frame(const struct net_copy_side *tx, const struct net_copy_side *rx, uint32_t max_frame,
+	unsigned int max, uint16_t l2_len, struct net_copy_result *res)
+{
+	static const uint8_t l2[18] = {2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x81, 0, 0, 5, 8, 0};
+	uint16_t heads[NET_COPY_MAX_BURST];
+	struct virtq_chain txc, rxc;
+	struct net_copy_batch batch;
+	int n, i, rc = 0;
+
+	batch.n = 0;
+	memset(res, 0, sizeof(*res));
+	n = virtq_pop(tx->vq, heads, RTE_MIN(max, (unsigned int)NET_COPY_MAX_BURST));
+	if (n <= 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		const char *why = NULL;
+		enum net_copy_rc r;
+
+		if (virtq_map_chain(tx->vq, heads[i], &txc, &why) != 0) {
+			res->why = why;
+			res->bad_tx++;
+		} else {
+			r = net_copy_frame(tx, rx, &txc, l2, l2_len, max_frame, &rxc, &batch, res);
+			check(batch.n == 0); /* a checked header is never put off */
+			if (r == NET_COPY_RX_FULL) {
+				res->rx_full = true;
+				break;
+			}
+			if (r == NET_COPY_RX_BROKEN) {
+				rc = -EINVAL;
+				break;
+			}
+		}
+		virtq_push(tx->vq, heads[i], 0);
+		res->tx_done++;
+	}
+	tx->vq->last_avail_idx = (uint16_t)(tx->vq->last_avail_idx - (n - i));
+	return rc;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -203,6 +252,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	max = data[9];
 	rounds = 1 + (data[8] & 3);
 	min_frame = (uint32_t)(data[8] & 0x3c) << 2; /* 0 (every size) .. 240 */
+	if (data[10] & 0x80)
+		min_frame = 0;
 
 	for (unsigned int round = 0; round < rounds; round++) {
 		uint16_t a_avail0 = ga.vq.last_avail_idx, a_used0 = ga.vq.last_used_idx;
@@ -214,7 +265,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		/* A garbage result must not survive the call. */
 		memset(&res, 0x5a, sizeof(res));
-		rc = net_copy_burst(&tx, &rx, max_frame, min_frame, max + round, &res);
+		if (data[10] & 0x80)
+			rc = frame_by_frame(
+				&tx, &rx, max_frame, max + round, (data[8] & 4) ? 18 : 14, &res);
+		else
+			rc = net_copy_burst(&tx, &rx, max_frame, min_frame, max + round, &res);
 		check(rc == 0 || rc == -EINVAL);
 		if (rc == 0) {
 			check(!ga.vq.broken);
