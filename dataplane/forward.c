@@ -754,7 +754,7 @@ bridge_copy(
 	struct mac_table *macs = bv->br->macs;
 	struct bridge_copy_dest dst[BRIDGE_COPY_DESTS];
 	struct net_copy_result in = {0};
-	/* Checked L2 headers: the put-off copies read them until the end. */
+	/* Checked L2 headers, one per frame (net_copy_frame() writes each at once). */
 	uint8_t l2[DP_BURST][RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN];
 	struct virtq_chain txc[2], rxc;
 	const char *map_why[2] = {NULL, NULL};
