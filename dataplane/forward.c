@@ -754,8 +754,8 @@ bridge_copy(
 	struct mac_table *macs = bv->br->macs;
 	struct bridge_copy_dest dst[BRIDGE_COPY_DESTS];
 	struct net_copy_result in = {0};
-	/* Checked L2 headers, one per frame (net_copy_frame() writes each at once). */
-	uint8_t l2[DP_BURST][RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN];
+	/* The checked L2 header of the frame at hand (net_copy_frame() is done with it). */
+	uint8_t l2[RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN];
 	struct virtq_chain txc[2], rxc;
 	const char *map_why[2] = {NULL, NULL};
 	/* Not zero-filled: 3 KiB, and only job[0 .. n) is ever read. */
@@ -781,7 +781,7 @@ bridge_copy(
 	}
 	map_rc[0] = virtq_map_chain(&src.vq, heads[0], &txc[0], &map_why[0]);
 	for (; taken < n; taken++) {
-		const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)l2[taken];
+		const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)l2;
 		const struct virtq_chain *t = &txc[taken & 1];
 		const struct dp_port_view *ov;
 		struct bridge_copy_dest *d;
@@ -809,18 +809,17 @@ bridge_copy(
 			t->out_len - src.side.hdr_len > iv->max_frame)
 			break; /* small, or too big: the mbuf path (which counts drops) */
 		/* Header and frame in one segment, as guests lay them out: no walk. */
-		if (likely(t->iov[0].iov_len >= src.side.hdr_len + sizeof(l2[0]))) {
-			memcpy(l2[taken], (const uint8_t *)t->iov[0].iov_base + src.side.hdr_len,
-				sizeof(l2[0]));
-			got = sizeof(l2[0]);
+		if (likely(t->iov[0].iov_len >= src.side.hdr_len + sizeof(l2))) {
+			memcpy(l2, (const uint8_t *)t->iov[0].iov_base + src.side.hdr_len,
+				sizeof(l2));
+			got = sizeof(l2);
 		} else {
-			got = iov_copy_from(
-				t->iov, t->n_out, src.side.hdr_len, l2[taken], sizeof(l2[0]));
+			got = iov_copy_from(t->iov, t->n_out, src.side.hdr_len, l2, sizeof(l2));
 			if (unlikely(got < RTE_ETHER_HDR_LEN))
 				break;
 		}
 		if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN)) {
-			if (unlikely(got < sizeof(l2[0])))
+			if (unlikely(got < sizeof(l2)))
 				break;
 			tagged = true;
 			l2_len += RTE_VLAN_HLEN;
@@ -869,8 +868,8 @@ bridge_copy(
 		}
 		d = &dst[k];
 		/* The frame as checked: its header from l2[], the rest from the guest. */
-		r = net_copy_frame(&src.side, &d->ring.side, t, l2[taken], (uint16_t)l2_len,
-			ov->max_frame, &rxc, &batch, &d->res);
+		r = net_copy_frame(&src.side, &d->ring.side, t, l2, (uint16_t)l2_len, ov->max_frame,
+			&rxc, &batch, &d->res);
 		if (unlikely(r == NET_COPY_RX_FULL || r == NET_COPY_RX_BROKEN))
 			break; /* retried or dropped there, as any frame */
 	done:

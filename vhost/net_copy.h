@@ -102,7 +102,8 @@ int net_copy_burst(const struct net_copy_side *tx, const struct net_copy_side *r
  * @batch: run net_copy_batch_run() before publishing @rx's used ring.
  * @l2 (@l2_len bytes, or NULL and 0): the frame's first bytes as the caller
  * read and checked them. B gets those, not A's, which A may have rewritten
- * since; the frame is then copied at once, not batched.
+ * since; the frame is then copied at once, not batched, and @l2 is not
+ * read after the call: the caller may reuse it for the next frame.
  */
 enum net_copy_rc net_copy_frame(const struct net_copy_side *tx, const struct net_copy_side *rx,
 	const struct virtq_chain *txc, const void *l2, uint16_t l2_len, uint32_t max_frame,
