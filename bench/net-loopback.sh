@@ -17,6 +17,9 @@
 #                     copy, the default: guest to guest, no mbuf in between)
 #   vhostd-xconnect-mbuf  the same with "single-copy": false: rte_vhost's
 #                     dequeue/enqueue, two copies through an mbuf
+#   vhostd-xconnect-auto  the same with "single-copy": "auto": each rx queue
+#                     times both paths in turns of 5 ms and keeps the cheaper
+#                     (`vhostctl port show` has both figures)
 #
 # Run by hand, as root.  See bench/README.md.  Never run from the test suite;
 # it prints numbers, it asserts nothing about them.
@@ -30,7 +33,7 @@ LIB_NAME=net-loopback
 . "$BENCH_DIR/lib.sh"
 
 ALL_SWITCHES=(testpmd-vhost ovs-dpdk-normal ovs-dpdk-p2p vhostd-bridge vhostd-xconnect
-	vhostd-xconnect-mbuf)
+	vhostd-xconnect-mbuf vhostd-xconnect-auto)
 
 DURATION=10
 WARMUP=3
@@ -156,13 +159,11 @@ if has ovs-dpdk-normal || has ovs-dpdk-p2p; then
 		has ovs-dpdk-p2p && skip ovs-dpdk-p2p "$why"
 	fi
 fi
-if has vhostd-bridge || has vhostd-xconnect || has vhostd-xconnect-mbuf; then
-	if [ ! -x "$VHOSTD" ]; then
-		why="$VHOSTD does not exist (build it: meson setup build && ninja -C build)"
-		has vhostd-bridge && skip vhostd-bridge "$why"
-		has vhostd-xconnect && skip vhostd-xconnect "$why"
-		has vhostd-xconnect-mbuf && skip vhostd-xconnect-mbuf "$why"
-	fi
+if [ ! -x "$VHOSTD" ]; then
+	why="$VHOSTD does not exist (build it: meson setup build && ninja -C build)"
+	for s in vhostd-bridge vhostd-xconnect vhostd-xconnect-mbuf vhostd-xconnect-auto; do
+		if has "$s"; then skip "$s" "$why"; fi
+	done
 fi
 skipped() { local e; for e in "${SKIP_REASON[@]}"; do [ "${e%%|*}" = "$1" ] && return 0; done; return 1; }
 
@@ -237,7 +238,7 @@ start_testpmd_vhost() {
 	fi
 }
 
-start_vhostd() {  # mode: bridge|xconnect|xconnect-mbuf
+start_vhostd() {  # mode: bridge|xconnect|xconnect-mbuf|xconnect-auto
 	local mode=$1 d="$TMP/vhostd-$1"
 	mkdir -p "$d"
 	SOCK0="$d/a.sock" SOCK1="$d/b.sock"
@@ -246,6 +247,9 @@ start_vhostd() {  # mode: bridge|xconnect|xconnect-mbuf
 		pa=', "bridge": "br0"' pb=', "bridge": "br0"' xc='[]'
 	elif [ "$mode" = xconnect-mbuf ]; then
 		pa=', "single-copy": false' pb=', "single-copy": false'
+		xc='[{"name": "x0", "ports": ["a", "b"]}]'
+	elif [ "$mode" = xconnect-auto ]; then
+		pa=', "single-copy": "auto"' pb=', "single-copy": "auto"'
 		xc='[{"name": "x0", "ports": ["a", "b"]}]'
 	else
 		pa='' pb='' xc='[{"name": "x0", "ports": ["a", "b"]}]'
@@ -373,7 +377,7 @@ for sw in "${SWITCHES[@]}"; do
 			stop_switch; clean_prefix "$OVS_PREFIX"; ovs_up=0
 		fi
 		;;
-	vhostd-bridge|vhostd-xconnect|vhostd-xconnect-mbuf)
+	vhostd-bridge|vhostd-xconnect|vhostd-xconnect-mbuf|vhostd-xconnect-auto)
 		if start_vhostd "${sw#vhostd-}"; then run_sizes "$sw"; else mark_all "$sw" FAIL; FAILED=1; fi
 		stop_switch; clean_prefix "$VHOSTD_PREFIX"
 		;;

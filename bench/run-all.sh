@@ -50,6 +50,15 @@ if [ "${1:-}" = --net-hook ]; then
 	sleep "$RA_WARMUP"
 	sleep 1.5
 	tag="$sw-$size-$RA_TAG-$run"
+	# "single-copy": "auto": both ports' probe sums at the window's edges too.
+	ports() {
+		[ "$sw" = vhostd-xconnect-auto ] || return 0
+		for p in a b; do
+			"$RA_VHOSTCTL" -s "$ctl" --json port show "$p" >"$RA_OUT/port-$tag-$p.$1.json" \
+				2>/dev/null || true
+		done
+	}
+	ports 0
 	"$RA_VHOSTCTL" -s "$ctl" pmd show --json >"$RA_OUT/pmd-$tag.0.json" 2>/dev/null || exit 0
 	win=$(awk -v d="$RA_DURATION" 'BEGIN { w = d - 2.5; if (w > 5) w = 5; if (w < 1) w = 1; print w }')
 	if [ -n "${RA_PERF:-}" ] && [ "$sw" = vhostd-bridge ] && [ "$size" = 64 ] &&
@@ -62,6 +71,7 @@ if [ "${1:-}" = --net-hook ]; then
 		sleep "$win"
 	fi
 	"$RA_VHOSTCTL" -s "$ctl" pmd show --json >"$RA_OUT/pmd-$tag.1.json" 2>/dev/null || true
+	ports 1
 	exit 0
 fi
 
@@ -277,6 +287,26 @@ net_cpp() {  # tag switch size round -> "busy total"
 	return 0
 }
 
+# "auto" probe sums over one window, both ports' rx queue 0: "mbuf-cycles
+# mbuf-frames sc-cycles sc-frames" (nothing when a snapshot is missing).
+auto_sums() {  # prefix: $OUT/port-SWITCH-SIZE-TAG-RUN
+	python3 - "$1" <<'EOF'
+import json, sys
+out = [0, 0, 0, 0]
+try:
+    for p in "ab":
+        j = [json.load(open("%s-%s.%d.json" % (sys.argv[1], p, e)))
+             ["stats"]["queues"][0]["single-copy-auto"]["judged"] for e in (0, 1)]
+        for i, path in enumerate(("mbuf", "single-copy")):
+            for k, f in enumerate(("cycles", "frames")):
+                out[2 * i + k] += j[1][path][f] - j[0][path][f]
+except Exception:
+    sys.exit(0)
+print(*out)
+EOF
+}
+AUTO_SUM=(0 0 0 0)
+
 if want net; then
 	for r in $(seq 1 "$ROUNDS"); do
 		xcore
@@ -284,6 +314,30 @@ if want net; then
 		net_run net "$r" --only \
 			testpmd-vhost,ovs-dpdk-normal,vhostd-bridge,vhostd-xconnect,vhostd-xconnect-mbuf \
 			--sizes 64,1518
+		# Single copy and the mbuf path over the same moments: "auto"'s
+		# probes alternate them every 5 ms on each rx queue.
+		net_run auto "$r" --only vhostd-xconnect-auto --sizes 1518
+		best "net,vhostd-xconnect-auto,1518" \
+			"$(net_total "$OUT/net-auto-$r.txt" vhostd-xconnect-auto 1518)"
+		s=$(auto_sums "$OUT/port-vhostd-xconnect-auto-1518-auto-1")
+		if [ -n "$s" ]; then
+			read -r c0 f0 c1 f1 <<<"$s"
+			if [ "$f0" -gt 0 ] && [ "$f1" -gt 0 ]; then
+				# cycles per frame; the row's ratio is mbuf / single copy
+				PER[scpair,mbuf]="${PER[scpair,mbuf]:-} $((c0 / f0))"
+				PER[scpair,sc]="${PER[scpair,sc]:-} $((c1 / f1))"
+				AUTO_SUM=($((AUTO_SUM[0] + c0)) $((AUTO_SUM[1] + f0))
+					$((AUTO_SUM[2] + c1)) $((AUTO_SUM[3] + f1)))
+				log "  auto probes, round $r: mbuf $((c0 / f0)), single copy" \
+					"$((c1 / f1)) cycles/frame ($f0 and $f1 frames)"
+			fi
+		fi
+		for e in 0 1; do
+			for p in a b; do
+				mv -f "$OUT/port-vhostd-xconnect-auto-1518-auto-1-$p.$e.json" \
+					"$OUT/port-vhostd-xconnect-auto-1518-r$r-$p.$e.json" 2>/dev/null || true
+			done
+		done
 		for sw in testpmd-vhost ovs-dpdk-normal vhostd-bridge vhostd-xconnect \
 			vhostd-xconnect-mbuf; do
 			for z in 64 1518; do
@@ -308,8 +362,19 @@ if want net; then
 	add_row "net 1518B vhostd-xconnect vs OVS-DPDK NORMAL (Mpps)" "net,vhostd-xconnect,1518" "net,ovs-dpdk-normal,1518" -
 	# The issue's question: does one copy guest to guest beat rte_vhost's two
 	# (through an mbuf) for large frames? Same switch, "single-copy" off.
-	add_row "net 1518B xconnect single copy vs mbuf path (Mpps)" "net,vhostd-xconnect,1518" "net,vhostd-xconnect-mbuf,1518" 1.0
+	add_row "net 1518B xconnect single copy vs mbuf path (Mpps)" "net,vhostd-xconnect,1518" "net,vhostd-xconnect-mbuf,1518" -
 	add_row "net 64B xconnect single copy vs mbuf path (Mpps)" "net,vhostd-xconnect,64" "net,vhostd-xconnect-mbuf,64" -
+	# The same question with both paths timed in the same moments: the
+	# runs above are minutes apart, and this host's phases change the
+	# cost of both paths twofold (bench/RESULTS.md). Columns: cycles per
+	# frame of the mbuf path and of single copy over every round's probes;
+	# ratio: how many times cheaper single copy is (judged).
+	if [ "${AUTO_SUM[1]}" -gt 0 ] && [ "${AUTO_SUM[3]}" -gt 0 ]; then
+		BEST[scpair,mbuf]=$((AUTO_SUM[0] / AUTO_SUM[1]))
+		BEST[scpair,sc]=$((AUTO_SUM[2] / AUTO_SUM[3]))
+	fi
+	add_row "net 1518B xconnect sc vs mbuf path, same 5 ms turns (cycles/frame: mbuf; sc)" scpair,mbuf scpair,sc 1.0
+	add_row "net 1518B xconnect single-copy auto vs mbuf path (Mpps)" "net,vhostd-xconnect-auto,1518" "net,vhostd-xconnect-mbuf,1518" -
 	for sw in vhostd-bridge vhostd-xconnect vhostd-xconnect-mbuf; do
 		for z in 64 1518; do
 			add_row "cycles/packet $sw ${z}B (vhostd busy; busy+idle)" "cpp,$sw,$z" "cppt,$sw,$z" -

@@ -119,6 +119,35 @@ queue_place_json(json_t *o, uint16_t pmd, uint16_t pin)
 	}
 }
 
+/*
+ * "single-copy": "auto" on an rx queue: the path in use, the last probe's
+ * cycles per frame and the sums over the probes that had frames enough for
+ * a verdict (written by the queue's PMD as it goes; each field read once).
+ */
+static json_t *
+sc_auto_json(const struct sc_auto *a)
+{
+	uint32_t mbuf = __atomic_load_n(&a->cpf[0], __ATOMIC_RELAXED);
+	uint32_t sc = __atomic_load_n(&a->cpf[1], __ATOMIC_RELAXED);
+
+	json_t *judged = json_object();
+	static const char *const path[2] = {"mbuf", "single-copy"};
+
+	for (int k = 0; k < 2; k++)
+		json_object_set_new(judged, path[k],
+			json_pack("{s:I, s:I}", "frames",
+				(json_int_t)__atomic_load_n(&a->judged_frames[k], __ATOMIC_RELAXED),
+				"cycles",
+				(json_int_t)__atomic_load_n(
+					&a->judged_cycles[k], __ATOMIC_RELAXED)));
+	return json_pack("{s:s, s:o, s:o, s:I, s:I, s:o}", "path",
+		path[__atomic_load_n(&a->sc, __ATOMIC_RELAXED) ? 1 : 0], "single-copy-cycles",
+		sc != 0 ? json_integer(sc) : json_null(), "mbuf-cycles",
+		mbuf != 0 ? json_integer(mbuf) : json_null(), "probes",
+		(json_int_t)__atomic_load_n(&a->probes, __ATOMIC_RELAXED), "chose-mbuf",
+		(json_int_t)__atomic_load_n(&a->chose_mbuf, __ATOMIC_RELAXED), "judged", judged);
+}
+
 /* Caller holds dp_lock. */
 static json_t *
 port_stats_json(const struct port *p)
@@ -141,6 +170,9 @@ port_stats_json(const struct port *p)
 				    "tx-enabled", (p->vring_enabled >> (2 * q)) & 1));
 		queue_place_json(json_array_get(qs, json_array_size(qs) - 1), p->rxq_pmd[q],
 			p->conf.rxq_pin[q]);
+		if (p->conf.type == PORT_VHOST_USER && p->conf.single_copy == PORT_SC_AUTO)
+			json_object_set_new(json_array_get(qs, json_array_size(qs) - 1),
+				"single-copy-auto", sc_auto_json(&p->sc_auto[q]));
 	}
 	dp_port_counters(p, -1, &rx, &tx);
 	return json_pack("{s:s, s:o, s:o, s:o}", "name", p->conf.name, "rx", counters_json(&rx),

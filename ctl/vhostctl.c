@@ -651,6 +651,34 @@ drop_reasons(const json_t *st, const char **keys, size_t max, size_t *n)
 	}
 }
 
+/* The rx queues' "single-copy": "auto" state, when the port has it. */
+static void
+print_sc_auto(const json_t *st, const char *indent)
+{
+	static const char *const hdr[] = {
+		"QUEUE", "PATH", "SC-CYCLES/FRAME", "MBUF-CYCLES/FRAME", "PROBES", "CHOSE-MBUF"};
+	struct table t = {.ncols = 6, .hdr = hdr, .align = "rlrrrr"};
+	size_t i;
+	json_t *q, *a;
+
+	json_array_foreach(json_object_get(st, "queues"), i, q) {
+		a = json_object_get(q, "single-copy-auto");
+		if (a == NULL)
+			continue;
+		table_addv(&t, json_object_get(q, "queue"));
+		table_addv(&t, json_object_get(a, "path"));
+		table_addv(&t, json_object_get(a, "single-copy-cycles"));
+		table_addv(&t, json_object_get(a, "mbuf-cycles"));
+		table_addv(&t, json_object_get(a, "probes"));
+		table_addv(&t, json_object_get(a, "chose-mbuf"));
+	}
+	if (t.ncells == 0)
+		return;
+	printf("%ssingle copy \"auto\" (last probe):\n", indent);
+	table_print(&t, indent);
+	table_free(&t);
+}
+
 /* Counters, drop reasons and queues of one port stats object. */
 static void
 print_port_stats(const json_t *st, const char *indent)
@@ -715,6 +743,7 @@ print_port_stats(const json_t *st, const char *indent)
 		}
 		table_print(&qt, indent);
 		table_free(&qt);
+		print_sc_auto(st, indent);
 	}
 }
 

@@ -107,6 +107,23 @@ get_bool(json_t *obj, const char *what, const char *key, bool *out, struct ctl_e
 	return 1;
 }
 
+/* "single-copy": true, false or "auto" (enum port_single_copy). */
+static int
+get_single_copy(json_t *obj, const char *what, uint8_t *out, struct ctl_error *err)
+{
+	json_t *v = json_object_get(obj, "single-copy");
+
+	if (v == NULL)
+		return 0;
+	if (json_is_boolean(v))
+		*out = json_is_true(v) ? PORT_SC_ON : PORT_SC_OFF;
+	else if (json_is_string(v) && strcmp(json_string_value(v), "auto") == 0)
+		*out = PORT_SC_AUTO;
+	else
+		return bad(err, what, "single-copy", "must be true, false or \"auto\"");
+	return 1;
+}
+
 static int
 check_name(const char *kind, const char *name, struct ctl_error *err)
 {
@@ -373,7 +390,7 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 		out->mtu = DEFAULT_MTU;
 		out->csum = true;
 		out->mrg_rxbuf = true;
-		out->single_copy = true;
+		out->single_copy = PORT_SC_ON;
 		out->admin_up = true;
 		out->type = PORT_TYPE_MAX;
 	}
@@ -399,7 +416,7 @@ config_parse_port(json_t *obj, const struct port_conf *base, const char *run_dir
 		get_str(obj, what, "mac", mac, sizeof(mac), true, err) < 0 ||
 		get_bool(obj, what, "csum", &out->csum, err) < 0 ||
 		get_bool(obj, what, "mrg-rxbuf", &out->mrg_rxbuf, err) < 0 ||
-		get_bool(obj, what, "single-copy", &out->single_copy, err) < 0)
+		get_single_copy(obj, what, &out->single_copy, err) < 0)
 		return -EINVAL;
 	if (has_type) {
 		out->type = PORT_TYPE_MAX;
@@ -500,7 +517,10 @@ config_dump_port(const struct port_conf *c)
 		json_object_set_new(o, "queues", json_integer(c->queues));
 		json_object_set_new(o, "csum", json_boolean(c->csum));
 		json_object_set_new(o, "mrg-rxbuf", json_boolean(c->mrg_rxbuf));
-		json_object_set_new(o, "single-copy", json_boolean(c->single_copy));
+		json_object_set_new(o, "single-copy",
+			c->single_copy == PORT_SC_AUTO
+				? json_string("auto")
+				: json_boolean(c->single_copy == PORT_SC_ON));
 	}
 	if (c->bridge[0] != '\0')
 		json_object_set_new(o, "bridge", json_string(c->bridge));

@@ -258,7 +258,8 @@ dp_publish(void)
 		/* ethdev ports get complete checksums (no offload negotiated). */
 		v->guest_csum = p->conf.type == PORT_VHOST_USER &&
 				((p->features >> VIRTIO_NET_F_GUEST_CSUM) & 1);
-		v->sc = p->conf.type == PORT_VHOST_USER && p->conf.single_copy;
+		v->sc = p->conf.type == PORT_VHOST_USER && p->conf.single_copy != PORT_SC_OFF;
+		v->sc_auto = v->sc && p->conf.single_copy == PORT_SC_AUTO;
 		v->sc_ok = vhost_net_single_copy_ok(p);
 		v->host_csum =
 			p->conf.type == PORT_VHOST_USER && ((p->features >> VIRTIO_NET_F_CSUM) & 1);
@@ -533,7 +534,7 @@ port_needs_restart(const struct port_conf *a, const struct port_conf *b)
 	return a->type != b->type || strcmp(a->socket, b->socket) != 0 || a->client != b->client ||
 	       strcmp(a->devargs, b->devargs) != 0 || a->queues != b->queues ||
 	       a->csum != b->csum || a->mrg_rxbuf != b->mrg_rxbuf ||
-	       a->single_copy != b->single_copy;
+	       (a->single_copy == PORT_SC_OFF) != (b->single_copy == PORT_SC_OFF);
 }
 
 int

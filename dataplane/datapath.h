@@ -56,6 +56,17 @@ enum port_type {
 	PORT_TYPE_MAX,
 };
 
+/*
+ * Port option "single-copy": whether frames may go guest to guest without an
+ * mbuf (vhost_net.h, net_copy.h). "auto" measures both paths on each rx queue
+ * now and then and keeps the cheaper one (forward.h).
+ */
+enum port_single_copy {
+	PORT_SC_OFF,
+	PORT_SC_ON,
+	PORT_SC_AUTO,
+};
+
 enum port_vlan_mode {
 	VLAN_MODE_TRUNK_ALL, /* no tag, no trunks: every VLAN, untagged is VLAN 0 */
 	VLAN_MODE_ACCESS,    /* "tag": untagged frames in that VLAN only */
@@ -90,7 +101,7 @@ struct port_conf {
 	uint16_t mtu;   /* largest L3 payload forwarded, 68..9600 */
 	bool csum;      /* virtio-net checksum offload */
 	bool mrg_rxbuf; /* mergeable receive buffers */
-	bool single_copy; /* cross-connect to another vhost port without an mbuf */
+	uint8_t single_copy; /* enum port_single_copy; not PORT_SC_OFF: a single-copy port */
 	bool admin_up;
 	/* "rxq-affinity": CPU + 1 per rx queue, 0: not pinned (zeroed = none). */
 	uint16_t rxq_pin[DP_MAX_QUEUES];
@@ -164,6 +175,29 @@ struct port_stats {
 };
 
 /*
+ * "single-copy": "auto" on one rx queue, written by its PMD only. A probe is
+ * FWD_SC_AUTO_STEPS windows, single copy and the mbuf path in turn; the
+ * queue's rx cycles and frames over each window add up per path, and the
+ * path with fewer cycles per frame is kept until the next probe. The
+ * control thread reads the fields marked (shown) for "port show".
+ */
+struct sc_auto {
+	uint64_t until;   /* TSC at which the current step ends */
+	uint64_t cycles0; /* the queue's rx cycles and frames at the step's start */
+	uint64_t frames0;
+	uint64_t cycles[2]; /* this probe so far: [0] the mbuf path, [1] single copy */
+	uint64_t frames[2];
+	uint64_t probes;     /* (shown) probes decided */
+	uint64_t chose_mbuf; /* (shown) of them, won by the mbuf path */
+	/* (shown) Sums over the probes with enough frames, [0] mbuf, [1] single copy. */
+	uint64_t judged_cycles[2];
+	uint64_t judged_frames[2];
+	uint32_t cpf[2]; /* (shown) last probe's cycles per frame, 0: too few frames */
+	uint8_t step;    /* 0: keeping the choice, 1..FWD_SC_AUTO_STEPS: probing */
+	uint8_t sc;      /* (shown) single copy in use now */
+};
+
+/*
  * Who works on one vring of a single-copy port (vhost_net.c): nobody, a
  * single-copy burst, or rte_vhost's own enqueue/dequeue. One line each: the
  * two vrings of a burst are usually written by different PMDs over time.
@@ -199,6 +233,8 @@ struct port {
 	 */
 	uint64_t sc_retry_at[DP_MAX_QUEUES];
 	uint8_t sc_misses[DP_MAX_QUEUES];
+	/* "single-copy": "auto": each rx queue's probes and choice (forward.h). */
+	struct sc_auto sc_auto[DP_MAX_QUEUES];
 	/* Stable rx queue placement: PMD index per queue, DP_NONE unassigned. */
 	uint16_t rxq_pmd[DP_MAX_QUEUES];
 	/* ethdev state (ethdev.c), set up by dp_port_add. */
@@ -273,6 +309,7 @@ struct dp_port_view {
 	uint8_t sc;         /* single-copy port: rte_vhost calls go through vring owners */
 	uint8_t sc_peer;    /* cross-connected to a single-copy vhost port it can copy to */
 	uint8_t sc_ok;      /* single copy can take from / deliver to it now (features) */
+	uint8_t sc_auto;    /* "single-copy": "auto": fwd_sc_auto_pick() chooses per queue */
 	uint8_t host_csum;  /* the frontend may leave checksums to us (VIRTIO_NET_F_CSUM) */
 	uint16_t tag;
 	uint16_t bridge;    /* bridge index or DP_NONE */

@@ -717,6 +717,62 @@ fwd_sc_backoff(const struct fwd_ctx *c, struct port *p, uint16_t q, bool missed)
 		p->sc_misses[q] = k + 1;
 }
 
+/* The end of a probe: keep the path that cost fewer cycles per frame. */
+static void
+sc_auto_decide(struct sc_auto *a)
+{
+	uint32_t cpf[2] = {0, 0};
+	bool sc = true;
+
+	if (a->frames[0] >= FWD_SC_AUTO_MIN_FRAMES && a->frames[1] >= FWD_SC_AUTO_MIN_FRAMES) {
+		for (int k = 0; k < 2; k++) {
+			cpf[k] = (uint32_t)RTE_MIN(a->cycles[k] / a->frames[k], UINT32_MAX);
+			__atomic_store_n(&a->judged_cycles[k], a->judged_cycles[k] + a->cycles[k],
+				__ATOMIC_RELAXED);
+			__atomic_store_n(&a->judged_frames[k], a->judged_frames[k] + a->frames[k],
+				__ATOMIC_RELAXED);
+		}
+		/* Cross-multiplied: no rounding. A tie keeps single copy. */
+		sc = a->cycles[1] * a->frames[0] <= a->cycles[0] * a->frames[1];
+	}
+	__atomic_store_n(&a->cpf[0], cpf[0], __ATOMIC_RELAXED);
+	__atomic_store_n(&a->cpf[1], cpf[1], __ATOMIC_RELAXED);
+	__atomic_store_n(&a->sc, sc, __ATOMIC_RELAXED);
+	__atomic_store_n(&a->probes, a->probes + 1, __ATOMIC_RELAXED);
+	if (!sc)
+		__atomic_store_n(&a->chose_mbuf, a->chose_mbuf + 1, __ATOMIC_RELAXED);
+}
+
+bool
+fwd_sc_auto_pick(const struct fwd_ctx *c, struct port *p, uint16_t q)
+{
+	struct sc_auto *a = &p->sc_auto[q];
+	const struct dp_counters *rx = &p->stats->rx[q];
+
+	if (c->now < a->until)
+		return a->sc;
+	if (a->step != 0) {
+		a->cycles[a->sc] += rx->cycles - a->cycles0;
+		a->frames[a->sc] += rx->packets - a->frames0;
+	}
+	if (a->step == FWD_SC_AUTO_STEPS) {
+		sc_auto_decide(a);
+		a->step = 0;
+		a->until = c->now + c->sc_auto_hold;
+		return a->sc;
+	}
+	if (a->step++ == 0) {
+		memset(a->cycles, 0, sizeof(a->cycles));
+		memset(a->frames, 0, sizeof(a->frames));
+	}
+	/* Single copy, mbuf, mbuf, single copy. */
+	__atomic_store_n(&a->sc, a->step == 1 || a->step == FWD_SC_AUTO_STEPS, __ATOMIC_RELAXED);
+	a->cycles0 = rx->cycles;
+	a->frames0 = rx->packets;
+	a->until = c->now + c->sc_auto_window;
+	return a->sc;
+}
+
 /* Destinations one bridge single-copy burst keeps open at once. */
 #define BRIDGE_COPY_DESTS 4
 /*
@@ -941,7 +997,9 @@ fwd_poll(struct fwd_ctx *c, const struct dp_rxq_ref *rxq)
 		 */
 		bool rest = true;
 
-		if (c->now < v->port->sc_retry_at[rxq->queue])
+		if (v->sc_auto && !fwd_sc_auto_pick(c, v->port, rxq->queue))
+			; /* "auto" keeps the mbuf path for now */
+		else if (c->now < v->port->sc_retry_at[rxq->queue])
 			; /* backing off: the mbuf path */
 		else if (v->sc_peer)
 			copied = copy_to_peer(c, v, rxq, &rest);

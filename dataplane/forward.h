@@ -34,6 +34,24 @@ struct fwd_txbuf {
 #define FWD_SC_BACKOFF_PER_S 20000
 #define FWD_SC_BACKOFF_MAX_SHIFT 5
 
+/*
+ * "single-copy": "auto" (per rx queue, fwd_sc_auto_pick()). Single copy's
+ * cost is not steady on every host: on the bench VM it runs at about twice
+ * its usual cycles per frame for seconds at a time, at 64 B and at 1518 B,
+ * and is then dearer than the mbuf path, whose cost holds
+ * (bench/RESULTS.md). So "auto" times both on the traffic at hand: every
+ * 1/FWD_SC_AUTO_HOLD_PER_S s (500 ms) a probe of FWD_SC_AUTO_STEPS windows
+ * of 1/FWD_SC_AUTO_WINDOW_PER_S s (5 ms) each, single copy, the mbuf path,
+ * the mbuf path, single copy (a steady drift weighs on both alike), then the
+ * path with fewer rx cycles per frame until the next probe. Probing costs
+ * 10 ms of the dearer path per 520 ms. Below FWD_SC_AUTO_MIN_FRAMES frames
+ * a path in a probe, cost does not matter and single copy stays.
+ */
+#define FWD_SC_AUTO_HOLD_PER_S 2
+#define FWD_SC_AUTO_WINDOW_PER_S 200
+#define FWD_SC_AUTO_STEPS 4
+#define FWD_SC_AUTO_MIN_FRAMES 1024
+
 struct fwd_ctx {
 	uint16_t pmd_idx;
 	/* The queue the frames being forwarded arrived on (0 for internal ones). */
@@ -44,6 +62,9 @@ struct fwd_ctx {
 	uint64_t now;
 	/* TSC cycles single copy waits after a burst it took nothing from. */
 	uint64_t sc_backoff;
+	/* "single-copy": "auto": TSC cycles between probes, and of a probe's window. */
+	uint64_t sc_auto_hold;
+	uint64_t sc_auto_window;
 	uint16_t n_dirty;
 	uint16_t dirty[DP_MAX_PORTS];
 	struct fwd_txbuf txb[DP_MAX_PORTS];
@@ -56,6 +77,13 @@ struct fwd_ctx {
  * 2^FWD_SC_BACKOFF_MAX_SHIFT times that); a try that took frames ends the run.
  */
 void fwd_sc_backoff(const struct fwd_ctx *c, struct port *p, uint16_t q, bool missed);
+
+/*
+ * "single-copy": "auto" on rx queue @q of @p: whether to try single copy on
+ * this poll. Moves the queue's probe on when its step is over at @c->now,
+ * from the queue's rx counters (the cycles of polls before this one).
+ */
+bool fwd_sc_auto_pick(const struct fwd_ctx *c, struct port *p, uint16_t q);
 
 /*
  * Test hook, NULL in the daemon: when set, a PORT_SINK port calls it with

@@ -96,6 +96,8 @@ pmd_create(uint16_t idx, int cpu, const struct pmd_gov *gov, char *err, size_t e
 	p->fwd->pmd_idx = idx;
 	p->fwd->mp = p->mp;
 	p->fwd->sc_backoff = rte_get_tsc_hz() / FWD_SC_BACKOFF_PER_S;
+	p->fwd->sc_auto_hold = rte_get_tsc_hz() / FWD_SC_AUTO_HOLD_PER_S;
+	p->fwd->sc_auto_window = rte_get_tsc_hz() / FWD_SC_AUTO_WINDOW_PER_S;
 	return p;
 fail:
 	if (p->wake_fd >= 0)

@@ -123,8 +123,8 @@ vhost_net_single_copy_ok(const struct port *p)
 	const uint64_t unsupported =
 		(1ULL << VIRTIO_F_RING_PACKED) | (1ULL << VHOSTD_F_ACCESS_PLATFORM);
 
-	return p != NULL && p->conf.type == PORT_VHOST_USER && p->conf.single_copy && p->vid >= 0 &&
-	       p->sc_vring != NULL && (p->features & unsupported) == 0;
+	return p != NULL && p->conf.type == PORT_VHOST_USER && p->conf.single_copy != PORT_SC_OFF &&
+	       p->vid >= 0 && p->sc_vring != NULL && (p->features & unsupported) == 0;
 }
 
 uint16_t
@@ -497,7 +497,7 @@ new_device(int vid)
 	p->nr_vring = nr;
 	p->features = features;
 	p->connects++;
-	if (p->conf.single_copy && p->sc_vring != NULL)
+	if (p->conf.single_copy != PORT_SC_OFF && p->sc_vring != NULL)
 		sc_connect(p, vid, old);
 	VLOG_INFO("port %s: frontend connected (vid %d, %u vrings, features 0x%" PRIx64 ")",
 		p->conf.name, vid, nr, features);
@@ -526,6 +526,7 @@ destroy_device(int vid)
 		/* The next frontend may send large frames: no back-off carried over. */
 		memset(p->sc_retry_at, 0, sizeof(p->sc_retry_at));
 		memset(p->sc_misses, 0, sizeof(p->sc_misses));
+		memset(p->sc_auto, 0, sizeof(p->sc_auto));
 	}
 	if (vid >= 0 && vid < VHOST_MAX_VID) {
 		__atomic_store_n(&vring_bits[vid], 0, __ATOMIC_RELEASE);

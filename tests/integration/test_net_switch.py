@@ -344,6 +344,56 @@ class SingleCopyTest(DaemonTestCase):
             tx = d.port_stats(p)["tx"]
             self.assertEqual((tx["packets"], tx["single-copy"]), (500, 0), tx)
 
+    def test_auto_times_both_paths_set_live(self):
+        # "auto" on running ports: set live (no new socket, no reconnect);
+        # then each rx queue times single copy against the mbuf path in
+        # probes (dataplane/forward.h) and keeps the cheaper one. Content
+        # and counters hold whichever path a frame took.
+        d, peer = self.pair()
+        for p in "ab":
+            self.assertEqual(d.rpc("port.set", {"name": p, "single-copy": "auto"})
+                             ["single-copy"], "auto")
+        sent = {"a": 0, "b": 0}
+        deadline = time.monotonic() + 20
+        judged = {}
+        flow = 60
+        while time.monotonic() < deadline:
+            for src, dst, mac in (("a", "b", MAC_B), ("b", "a", MAC_A)):
+                flow += 1
+                peer.send(src, dst=mac, count=20000, size=1000, flow=flow, window=256)
+                assert_all_valid(self, peer.recv(dst, expect=20000, timeout_ms=10000),
+                                 20000, flow)
+                sent[dst] += 20000
+            judged = {p: d.rpc("port.show", {"name": p})["stats"]["queues"][0]
+                      ["single-copy-auto"] for p in "ab"}
+            if all(j["judged"]["mbuf"]["frames"] > 0 for j in judged.values()):
+                break
+        for p in "ab":
+            show = d.rpc("port.show", {"name": p})
+            self.assertEqual(show["single-copy"], "auto")
+            self.assertEqual((show["status"]["connects"], show["status"]["disconnects"]),
+                             (1, 0), show["status"])
+            a = judged[p]  # p's rx queue 0
+            self.assertGreater(a["probes"], 0, a)
+            for path in ("mbuf", "single-copy"):
+                self.assertGreaterEqual(a["judged"][path]["frames"], 1024, a)
+                self.assertGreater(a["judged"][path]["cycles"], 0, a)
+            self.assertIn(a["path"], ("mbuf", "single-copy"))
+            # Frames went both ways: some copied guest to guest, some not.
+            tx = d.port_stats(p)["tx"]
+            self.assertEqual(tx["packets"], sent[p], tx)
+            self.assertEqual(tx["bytes"], sent[p] * 1000, tx)
+            self.assertEqual(sum(tx["drops"].values()), 0, tx)
+            self.assertGreater(tx["single-copy"], 0, tx)
+            self.assertLess(tx["single-copy"], tx["packets"], tx)
+        # Back to plain single copy, live too: every frame over 256 B copied.
+        for p in "ab":
+            d.rpc("port.set", {"name": p, "single-copy": True})
+        d.rpc("stats.clear")
+        self.roundtrip(d, peer, (1518,), count=500, flow0=200)
+        self.assertNotIn("single-copy-auto",
+                         d.rpc("port.show", {"name": "a"})["stats"]["queues"][0])
+
     def test_frontend_reconnect_under_single_copy(self):
         d, peer = self.pair()
         self.roundtrip(d, peer, (512,), count=300)

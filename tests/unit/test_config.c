@@ -329,6 +329,7 @@ test_port_defaults(void **state)
 	assert_int_equal(c.mtu, 1500);
 	assert_true(c.csum);
 	assert_true(c.mrg_rxbuf);
+	assert_int_equal(c.single_copy, PORT_SC_ON);
 	assert_true(c.admin_up);
 
 	port_ok("{\"name\": \"s\", \"type\": \"sink\"}", NULL, &c);
@@ -364,6 +365,17 @@ test_port_all_members(void **state)
 	assert_false(c.csum);
 	assert_false(c.mrg_rxbuf);
 	assert_false(c.admin_up);
+
+	port_ok("{\"name\": \"a\", \"type\": \"vhost-user\", \"socket\": \"a.sock\", "
+		"\"single-copy\": \"auto\"}",
+		NULL, &c);
+	assert_int_equal(c.single_copy, PORT_SC_AUTO);
+	for (int k = 0; k < 2; k++) {
+		struct port_conf set;
+
+		port_ok(k ? "{\"single-copy\": true}" : "{\"single-copy\": false}", &c, &set);
+		assert_int_equal(set.single_copy, k ? PORT_SC_ON : PORT_SC_OFF);
+	}
 
 	port_ok("{\"name\": \"t\", \"type\": \"sink\", \"mode\": \"server\", \"queues\": 1, "
 		"\"trunks\": [0, 10, 4094, 10], \"mtu\": 68, \"admin-state\": \"up\"}",
@@ -443,6 +455,11 @@ test_port_wrong_types(void **state)
 	port_bad_member("\"csum\": \"yes\"", "\"csum\" must be true or false", NULL);
 	port_bad_member("\"csum\": 1", "\"csum\" must be true or false", NULL);
 	port_bad_member("\"mrg-rxbuf\": null", "\"mrg-rxbuf\" must be true or false", NULL);
+	port_bad_member(
+		"\"single-copy\": \"on\"", "\"single-copy\" must be true, false or \"auto\"", NULL);
+	port_bad_member("\"single-copy\": \"Auto\"", "\"single-copy\"", NULL);
+	port_bad_member("\"single-copy\": 2", "\"single-copy\"", NULL);
+	port_bad_member("\"single-copy\": null", "\"single-copy\"", NULL);
 	port_bad_member("\"admin-state\": true", "\"admin-state\" must be a string", NULL);
 	port_bad_member("\"admin-state\": \"UP\"", "\"admin-state\" must be up or down", NULL);
 	port_bad_member("\"admin-state\": \"\"", "\"admin-state\"", NULL);
@@ -980,6 +997,10 @@ test_dump_roundtrip(void **state)
 	port_roundtrip("{\"name\": \"s\", \"type\": \"sink\", \"bridge\": \"br0\", \"tag\": 7, "
 		       "\"mac\": \"02:00:00:00:00:07\", \"mtu\": 68}");
 	port_roundtrip("{\"name\": \"r\", \"type\": \"reflector\", \"admin-state\": \"down\"}");
+	port_roundtrip("{\"name\": \"a\", \"type\": \"vhost-user\", \"socket\": \"a.sock\", "
+		       "\"single-copy\": \"auto\"}");
+	port_roundtrip("{\"name\": \"o\", \"type\": \"vhost-user\", \"socket\": \"o.sock\", "
+		       "\"single-copy\": false}");
 
 	assert_int_equal(
 		bridge_from("{\"name\": \"br0\", \"mac-aging-s\": 17, \"mac-table-size\": 100}",

@@ -1012,6 +1012,104 @@ test_sc_backoff(void **state)
 	assert_int_equal(p->sc_retry_at[2], c->now + 2000);
 }
 
+/* One poll of rx queue @q under "auto": the path it took; @cost per frame [mbuf, sc]. */
+static bool
+auto_poll(struct fwd_ctx *c, struct port *p, uint16_t q, uint64_t frames, const uint64_t cost[2])
+{
+	bool sc = fwd_sc_auto_pick(c, p, q);
+
+	p->stats->rx[q].packets += frames;
+	p->stats->rx[q].cycles += frames * cost[sc];
+	c->now += 100;
+	return sc;
+}
+
+/* Polls @q from @c->now until one probe (@q between probes) is over. */
+static void
+auto_probe(struct fwd_ctx *c, struct port *p, uint16_t q, uint64_t frames, const uint64_t cost[2])
+{
+	uint64_t end = c->now + FWD_SC_AUTO_STEPS * c->sc_auto_window;
+
+	while (c->now <= end)
+		auto_poll(c, p, q, frames, cost);
+}
+
+/*
+ * "single-copy": "auto": a probe runs single copy, the mbuf path, the mbuf
+ * path and single copy for a window each, then keeps the path with fewer rx
+ * cycles per frame for the hold time; too few frames keep single copy.
+ */
+static void
+test_sc_auto(void **state)
+{
+	struct fx *f = *state;
+	struct fwd_ctx *c = f->ctx;
+	const uint64_t sc_cheaper[2] = {500, 300}, mbuf_cheaper[2] = {400, 600};
+	const uint64_t window = 10000, hold = 100000;
+	struct sc_auto *a;
+	struct port *p;
+	uint64_t t0;
+
+	add_port(f, 0, false);
+	p = f->ports[0];
+	a = &p->sc_auto[2];
+	c->sc_auto_window = window;
+	c->sc_auto_hold = hold;
+	c->now = t0 = 1000;
+
+	/* The first poll starts a probe; 100 polls of 32 frames per window. */
+	while (c->now < t0 + FWD_SC_AUTO_STEPS * window) {
+		uint64_t w = (c->now - t0) / window;
+		bool want = w == 0 || w == FWD_SC_AUTO_STEPS - 1;
+
+		assert_int_equal(auto_poll(c, p, 2, 32, sc_cheaper), want);
+		assert_int_equal(a->step, w + 1);
+	}
+	assert_int_equal(a->probes, 0);
+	/* Decided on the first poll after the last window: single copy. */
+	assert_true(auto_poll(c, p, 2, 32, sc_cheaper));
+	assert_int_equal(a->probes, 1);
+	assert_int_equal(a->chose_mbuf, 0);
+	assert_int_equal(a->cpf[0], 500);
+	assert_int_equal(a->cpf[1], 300);
+	assert_int_equal(a->step, 0);
+	assert_int_equal(a->until, t0 + FWD_SC_AUTO_STEPS * window + hold);
+	/* Two windows of 100 polls of 32 frames per path. */
+	assert_int_equal(a->judged_frames[0], 6400);
+	assert_int_equal(a->judged_frames[1], 6400);
+	assert_int_equal(a->judged_cycles[0], 6400 * 500);
+	assert_int_equal(a->judged_cycles[1], 6400 * 300);
+
+	/* Single copy gets dearer: the next probe turns to the mbuf path and keeps it. */
+	while (c->now < a->until)
+		assert_true(auto_poll(c, p, 2, 32, sc_cheaper));
+	auto_probe(c, p, 2, 32, mbuf_cheaper);
+	assert_int_equal(a->probes, 2);
+	assert_int_equal(a->chose_mbuf, 1);
+	assert_int_equal(a->cpf[0], 400);
+	assert_int_equal(a->cpf[1], 600);
+	while (c->now < a->until)
+		assert_false(auto_poll(c, p, 2, 32, mbuf_cheaper));
+	/* ... until single copy is the cheaper one again. */
+	auto_probe(c, p, 2, 32, sc_cheaper);
+	assert_int_equal(a->probes, 3);
+	assert_true(a->sc);
+
+	/* 200 frames a path in a probe: too few to judge, single copy stays. */
+	auto_probe(c, p, 1, 1, mbuf_cheaper);
+	assert_int_equal(p->sc_auto[1].probes, 1);
+	assert_true(p->sc_auto[1].sc);
+	assert_int_equal(p->sc_auto[1].cpf[0], 0);
+	assert_int_equal(p->sc_auto[1].cpf[1], 0);
+	assert_int_equal(p->sc_auto[1].judged_frames[0] + p->sc_auto[1].judged_frames[1], 0);
+	assert_int_equal(p->sc_auto[3].probes, 0); /* another queue: untouched */
+
+	/* A tie keeps single copy. */
+	auto_probe(c, p, 4, 32, (const uint64_t[2]){350, 350});
+	assert_int_equal(p->sc_auto[4].probes, 1);
+	assert_true(p->sc_auto[4].sc);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 /* The EAL leaves an empty /var/run/dpdk/<prefix> behind even with --no-shconf. */
@@ -1088,6 +1186,7 @@ main(void)
 		T(test_reflector),
 		T(test_two_reflectors),
 		T(test_sc_backoff),
+		T(test_sc_auto),
 	};
 	int rc;
 
