@@ -94,6 +94,21 @@ m_canned(json_t *params, void *arg, struct ctl_error *err)
 			"\"vhu0\","
 			"\"age-s\":3,\"static\":false},{\"mac\":\"52:54:00:00:00:02\",\"vlan\":100,"
 			"\"port\":\"vhu1\",\"age-s\":0,\"static\":true}]}"},
+		{"port.show",
+			"{\"name\":\"a\",\"type\":\"vhost-user\",\"single-copy\":\"auto\","
+			"\"stats\":{\"name\":\"a\",\"rx\":{\"packets\":30,\"bytes\":3000,"
+			"\"drops\":{},\"errors\":0,\"single-copy\":0},\"tx\":{\"packets\":20,"
+			"\"bytes\":2000,\"drops\":{},\"errors\":0,\"single-copy\":15},"
+			"\"queues\":[{\"queue\":0,\"rx-packets\":20,\"rx-bytes\":2000,"
+			"\"tx-packets\":20,\"tx-bytes\":2000,\"tx-drops\":0,\"rx-enabled\":true,"
+			"\"tx-enabled\":true,\"pmd\":0,\"single-copy-auto\":{\"path\":\"mbuf\","
+			"\"single-copy-cycles\":612,\"mbuf-cycles\":540,\"probes\":41,"
+			"\"chose-mbuf\":3,\"judged\":{}}},{\"queue\":1,\"rx-packets\":10,"
+			"\"rx-bytes\":1000,\"tx-packets\":0,\"tx-bytes\":0,\"tx-drops\":0,"
+			"\"rx-enabled\":true,\"tx-enabled\":true,\"pmd\":1,"
+			"\"single-copy-auto\":{\"path\":\"single-copy\","
+			"\"single-copy-cycles\":null,\"mbuf-cycles\":null,\"probes\":2,"
+			"\"chose-mbuf\":0,\"judged\":{}}}]}}"},
 		{"bridge.flush", "{\"flushed\":2}"},
 		{"config.save", "{\"path\":\"/etc/vhostd/vhostd.json\"}"},
 		{"version", "{\"version\":\"0.1.0\",\"dpdk\":\"DPDK 22.11.1\"}"},
@@ -154,8 +169,9 @@ setup(void **state)
 		NULL};
 	static const char *const empty[] = {
 		"port.del", "bridge.del", "xconnect.del", "scsi.del", "lun.del", NULL};
-	static const char *const canned[] = {"port.list", "bridge.show", "bridge.flush",
-		"config.save", "version", "scsi.list", "scsi.show", "lun.list", "lun.show", NULL};
+	static const char *const canned[] = {"port.list", "port.show", "bridge.show",
+		"bridge.flush", "config.save", "version", "scsi.list", "scsi.show", "lun.list",
+		"lun.show", NULL};
 	struct fixture *f = calloc(1, sizeof(*f));
 	size_t i;
 
@@ -581,6 +597,32 @@ test_scsi_lun_params(void **state)
 	assert_last(f, "stats.clear", "{\"port\":\"vhu0\",\"lun\":\"lun0\"}");
 }
 
+/* "single-copy": "auto": each rx queue's path and last probe, under the queue table. */
+static void
+test_port_show_single_copy_auto(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(run(f, "port", "show", "a", NULL), 0);
+	assert_last(f, "port.show", "{\"name\":\"a\"}");
+	assert_string_equal(f->out,
+		"port a\n"
+		"  type:        vhost-user\n"
+		"  single-copy: auto\n"
+		"  statistics:\n"
+		"        PACKETS  BYTES  ERRORS  DROPS\n"
+		"    rx       30   3000       0      0\n"
+		"    tx       20   2000       0      0\n"
+		"    queues:\n"
+		"    QUEUE  RX-ON  TX-ON  RX-PACKETS  RX-BYTES  TX-PACKETS  TX-BYTES  TX-DROPS\n"
+		"        0  true   true           20      2000          20      2000         0\n"
+		"        1  true   true           10      1000           0         0         0\n"
+		"    single copy \"auto\" (last probe):\n"
+		"    QUEUE  PATH         SC-CYCLES/FRAME  MBUF-CYCLES/FRAME  PROBES  CHOSE-MBUF\n"
+		"        0  mbuf                     612                540      41           3\n"
+		"        1  single-copy                -                  -       2           0\n");
+}
+
 static void
 test_scsi_lun_tables(void **state)
 {
@@ -679,6 +721,7 @@ main(int argc, char **argv)
 		T(test_help_lists_every_verb),
 		T(test_tables),
 		T(test_scsi_lun_params),
+		T(test_port_show_single_copy_auto),
 		T(test_scsi_lun_tables),
 	};
 #undef T
