@@ -129,7 +129,6 @@ sc_auto_json(const struct sc_auto *a)
 {
 	uint32_t mbuf = __atomic_load_n(&a->cpf[0], __ATOMIC_RELAXED);
 	uint32_t sc = __atomic_load_n(&a->cpf[1], __ATOMIC_RELAXED);
-
 	json_t *judged = json_object();
 	static const char *const path[2] = {"mbuf", "single-copy"};
 

@@ -35,10 +35,10 @@ struct fwd_txbuf {
 #define FWD_SC_BACKOFF_MAX_SHIFT 5
 
 /*
- * "single-copy": "auto" (per rx queue, fwd_sc_auto_pick()). Single copy's
- * cost is not steady on every host: on the bench VM it runs at about twice
- * its usual cycles per frame for seconds at a time, at 64 B and at 1518 B,
- * and is then dearer than the mbuf path, whose cost holds
+ * "single-copy": "auto" (per rx queue, fwd_sc_auto_pick()). Which path is
+ * cheaper depends on the frame mix and the guests: on the bench, single copy
+ * wins over 256 B by 1.1-1.5x, and loses below. Runs minutes apart cannot
+ * tell, as a noisy host moves both paths' cost 2-4x between them
  * (bench/RESULTS.md). So "auto" times both on the traffic at hand: every
  * 1/FWD_SC_AUTO_HOLD_PER_S s (500 ms) a probe of FWD_SC_AUTO_STEPS windows
  * of 1/FWD_SC_AUTO_WINDOW_PER_S s (5 ms) each, single copy, the mbuf path,
